@@ -1,0 +1,155 @@
+"""Command line: thin subcommands over the library.
+
+    pixtrans train [CONFIG] [key=value ...]      train or resume (same command resumes)
+    pixtrans translate MODEL INPUT OUTPUT         translate a file or a folder
+    pixtrans export RUN [OUT]                     generator weights + config.json
+    pixtrans convert CHECKPOINT OUT               official pix2pix checkpoint -> our export
+    pixtrans bench [CONFIG] [key=value ...]       step/inference time vs the machine's FLOP floor
+    pixtrans presets                              list the built-in configs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pixtrans import PixtransError
+
+DEFAULT_PRESET = "pix2pix/demo"
+
+
+def _split_overrides(items: list[str]) -> tuple[str | None, list[str]]:
+    preset = None
+    overrides = []
+    for item in items:
+        if "=" in item:
+            overrides.append(item)
+        elif preset is None:
+            preset = item
+        else:
+            raise PixtransError(f"unexpected argument '{item}': give one config file, then key=value overrides")
+    return preset, overrides
+
+
+def _load(items: list[str]):
+    from pixtrans.config import Config, load_config
+
+    preset, overrides = _split_overrides(items)
+    preset = preset or DEFAULT_PRESET
+    cfg = load_config(preset, overrides)
+    if cfg.run_dir == Config().run_dir and not any(o.startswith("run_dir=") for o in overrides):
+        cfg.run_dir = str(Path("runs") / Path(preset).with_suffix("").name)
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from pixtrans.training.loop import fit
+
+    cfg = _load(args.config)
+    trainer = fit(cfg)
+    if trainer.dist.is_main:
+        print(f"done: {cfg.run_dir} at step {trainer.step}; report: {Path(cfg.run_dir) / 'index.html'}")
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from pixtrans.inference.translator import Translator, translate_paths
+
+    translator = Translator.from_pretrained(args.model, device=args.device)
+    n = translate_paths(
+        translator, Path(args.input), Path(args.output), batch_size=args.batch_size, mode=args.mode, seed=args.seed
+    )
+    print(f"wrote {n} image(s) to {args.output}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pixtrans.inference.export import export_from_checkpoint
+
+    out = Path(args.out) if args.out else Path(args.run) / "export"
+    export_from_checkpoint(Path(args.run), out)
+    print(f"exported to {out}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from pixtrans.convert import convert_official
+
+    convert_official(Path(args.checkpoint), Path(args.out), kind=args.kind)
+    print(f"converted {args.checkpoint} -> {args.out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from pixtrans.bench import run_bench
+
+    cfg = _load(args.config)
+    run_bench(cfg, steps=args.steps, warmup=args.warmup, json_path=args.json)
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from pixtrans.config import PRESET_DIR
+
+    for p in sorted(PRESET_DIR.rglob("*.yaml")):
+        print(p.relative_to(PRESET_DIR).with_suffix(""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixtrans", description="Image-to-image translation with GANs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train or resume a run (run the same command again to resume)")
+    p.add_argument("config", nargs="*", help=f"preset or YAML file (default {DEFAULT_PRESET}), then key=value overrides")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("translate", help="translate an image or a folder with a run, export or checkpoint")
+    p.add_argument("model", help="export folder, run folder or checkpoint file")
+    p.add_argument("input", help="image file or folder")
+    p.add_argument("output", help="output file or folder")
+    p.add_argument("--mode", choices=["paper", "eval"], default="paper",
+                   help="paper: dropout on and per-image batch statistics, as pix2pix tests; eval: deterministic")
+    p.add_argument("--seed", type=int, default=0, help="seed for dropout noise in paper mode")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(fn=cmd_translate)
+
+    p = sub.add_parser("export", help="write generator weights (safetensors) + config.json from a run")
+    p.add_argument("run", help="run folder or checkpoint file")
+    p.add_argument("out", nargs="?", help="output folder (default RUN/export)")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("convert", help="convert an official pytorch-CycleGAN-and-pix2pix checkpoint to an export")
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--kind", default="auto")
+    p.set_defaults(fn=cmd_convert)
+
+    p = sub.add_parser("bench", help="time training steps and inference against this machine's FLOP floor")
+    p.add_argument("config", nargs="*", help="preset or YAML file, then key=value overrides")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("presets", help="list built-in configs")
+    p.set_defaults(fn=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except PixtransError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Typed configuration: defaults, then a YAML preset, then dotted command-line overrides.
+
+Resolved once at the edge, validated with errors that name the key, then treated as read-only
+and saved with every run, checkpoint and export. Only builder functions read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pixtrans import PixtransError
+from pixtrans.registry import did_you_mean
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "paired"  # registry name: paired | synthetic
+    root: str = ""  # dataset folder (paired) or cache folder (synthetic; empty = inside the run)
+    layout: Literal["auto", "aligned", "folders"] = "auto"  # A|B in one file, or A/ and B/ folders
+    direction: Literal["AtoB", "BtoA"] = "AtoB"
+    input_nc: int = 3
+    output_nc: int = 3
+    preprocess: Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"] = (
+        "resize_and_crop"
+    )
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    train_split: str = "train"
+    val_split: str = "val"  # held-out split for sample grids ("" = use train images)
+    max_images: int = 0  # 0 = all
+    num_workers: int = -1  # DataLoader workers; -1 = auto (0 on CPU, where decoding is cached)
+    cache: Literal["auto", "on", "off"] = "auto"  # keep decoded images in memory
+    cache_max_gb: float = 4.0  # "auto" caches only when the decoded set fits under this
+    bad_files: Literal["fail", "skip"] = "fail"  # policy for unreadable images, see docs/data.md
+    # synthetic dataset only
+    synthetic_size: int = 200
+    synthetic_resolution: int = 64
+
+
+@dataclass
+class ModelConfig:
+    # Network specs: {"name": registry name, **constructor keyword arguments}. Keys are checked
+    # against the registered constructor's signature when the model is built.
+    G: dict = field(
+        default_factory=lambda: {"name": "unet", "num_downs": 8, "ngf": 64, "norm": "batch", "dropout": True}
+    )
+    D: dict = field(default_factory=lambda: {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"})
+    init: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
+    init_gain: float = 0.02
+
+
+@dataclass
+class LossConfig:
+    gan_mode: Literal["vanilla", "lsgan", "hinge", "wgan-gp"] = "vanilla"
+    lambda_l1: float = 100.0
+    lambda_gp: float = 10.0  # wgan-gp only
+    d_loss_scale: float = 0.5  # the paper halves the D objective to slow D relative to G
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 1
+    epochs: int = 100  # epochs at constant learning rate
+    epochs_decay: int = 100  # then linearly decayed to zero
+    max_steps: int = 0  # >0 stops early (the schedule still follows the epochs)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto = fp16 on CUDA, off on CPU
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    deterministic: bool = False  # bitwise-repeatable kernels (slower); resume is exact either way on CPU
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    log_every: int = 20  # steps between stats.jsonl lines
+    sample_every: int = 200  # steps between sample grids
+    report_every: int = 200  # steps between report (index.html + loss plot) refreshes
+    checkpoint_every: int = 500  # steps between checkpoints
+    checkpoint_minutes: float = 10.0  # also checkpoint when this much time has passed
+    keep_checkpoints: int = 3
+    export_at_end: bool = True
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    method: str = "pix2pix"
+    run_dir: str = "runs/default"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------
+# Resolution: defaults <- YAML (may `base:` another preset) <- dotted overrides.
+
+
+def _type_name(tp) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp, key: str) -> Any:
+    """Check/convert one value against a dataclass field type; errors name the key."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = did_you_mean(str(value), [str(c) for c in choices])
+            raise PixtransError(f"config key '{key}': {value!r} is not one of {_type_name(tp)}{hint}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return coerce(value, args[0], key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise PixtransError(f"config key '{key}': expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise PixtransError(f"config key '{key}': expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PixtransError(f"config key '{key}': expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise PixtransError(f"config key '{key}': expected a string, got {value!r}")
+        return str(value)
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise PixtransError(f"config key '{key}': expected a mapping, got {value!r}")
+        return value
+    return value
+
+
+def _merge_into(obj, data: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise PixtransError(f"unknown config key '{full}'{did_you_mean(key, names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise PixtransError(f"config key '{full}': expected a section (mapping), got {value!r}")
+            _merge_into(current, value, prefix=f"{full}.")
+        elif hints[key] is dict and isinstance(value, dict) and isinstance(current, dict):
+            # net specs merge key by key, so `model.G.ngf=32` keeps the other settings; a new
+            # `name` starts from an empty spec so keys of another net do not leak in
+            base = {} if "name" in value and value["name"] != current.get("name") else dict(current)
+            base.update(value)
+            setattr(obj, key, base)
+        else:
+            setattr(obj, key, coerce(value, hints[key], full))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise PixtransError(f"override '{text}' must look like key.sub=value (e.g. train.batch_size=4)")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw != "" else ""
+    return key.strip().split("."), value
+
+
+def _nest(path: list[str], value: Any) -> dict:
+    out: Any = value
+    for part in reversed(path):
+        out = {part: out}
+    return out
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for cand in (PRESET_DIR / name_or_path, PRESET_DIR / f"{name_or_path}.yaml"):
+        if cand.is_file():
+            return cand
+    presets = sorted(str(p.relative_to(PRESET_DIR).with_suffix("")) for p in PRESET_DIR.rglob("*.yaml"))
+    raise PixtransError(
+        f"config file '{name_or_path}' not found{did_you_mean(name_or_path, presets)}; "
+        f"give a YAML path or a preset: {', '.join(presets)}"
+    )
+
+
+def load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise PixtransError(f"config file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise PixtransError(f"config file '{path}' must hold a mapping of settings")
+    base = data.pop("base", None)
+    if base is not None:
+        parent = resolve_preset(str((path.parent / base))) if (path.parent / base).is_file() else None
+        parent = parent or resolve_preset(base)
+        merged = load_yaml(parent)
+        _deep_update(merged, data)
+        return merged
+    return data
+
+
+def _deep_update(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict) and not ("name" in v and k in ("G", "D")):
+            _deep_update(dst[k], v)
+        else:
+            dst[k] = v
+
+
+def from_dict(data: dict) -> Config:
+    cfg = Config()
+    _merge_into(cfg, data)
+    validate(cfg)
+    return cfg
+
+
+def load_config(preset: str | None = None, overrides: list[str] | tuple = ()) -> Config:
+    cfg = Config()
+    if preset:
+        _merge_into(cfg, load_yaml(resolve_preset(preset)))
+    for text in overrides:
+        path, value = parse_override(text)
+        _merge_into(cfg, _nest(path, value))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a single field's type cannot express."""
+    d, t = cfg.data, cfg.train
+    for key, val in (("data.input_nc", d.input_nc), ("data.output_nc", d.output_nc),
+                     ("train.batch_size", t.batch_size), ("train.keep_checkpoints", t.keep_checkpoints)):
+        if val < 1:
+            raise PixtransError(f"config key '{key}' must be >= 1, got {val}")
+    if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.crop_size > d.load_size:
+        raise PixtransError(
+            f"config key 'data.crop_size' ({d.crop_size}) is larger than 'data.load_size' ({d.load_size}); "
+            "set data.load_size >= data.crop_size"
+        )
+    if t.lr <= 0:
+        raise PixtransError(f"config key 'train.lr' must be > 0, got {t.lr}")
+    from pixtrans.nets import spec_defaults
+    from pixtrans.registry import DISCRIMINATORS, GENERATORS
+
+    for key, registry in (("G", GENERATORS), ("D", DISCRIMINATORS)):
+        spec = getattr(cfg.model, key)
+        if "name" not in spec:
+            raise PixtransError(f"config key 'model.{key}' needs a 'name' (e.g. model.{key}.name=unet)")
+        # saved configs are complete: every constructor default is written out
+        try:
+            full = spec_defaults(registry, spec["name"])
+        except PixtransError as e:
+            raise PixtransError(f"config key 'model.{key}.name': {e}") from None
+        setattr(cfg.model, key, {**full, **spec})
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,420 @@
+"""The one training loop: every method (pix2pix, CycleGAN, pix2pixHD) runs through `Trainer`.
+
+Per step:  ctx = method.prepare(batch);  for phase in method.phases: losses -> backward -> step.
+Everything that makes a run resumable is a function of the step (learning rate, data order,
+augmentation seeds, dropout noise) or lives in the checkpoint (nets, optimizers, AMP scaler,
+method state such as image pools), so a run stopped at step N and restarted continues exactly
+as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from pixtrans import PixtransError
+from pixtrans.config import Config, from_dict, save_config
+from pixtrans.data.sampler import StepBatchSampler, _mix
+from pixtrans.methods import Method
+from pixtrans.registry import METHODS
+from pixtrans.training import dist as D
+from pixtrans.training.builders import build_dataset
+from pixtrans.training.checkpoint import atomic_write_bytes, load_latest, save_checkpoint
+
+# settings that may change between sessions of one run without changing what it computes
+RESUMABLE_CHANGES = {
+    "train.max_steps", "train.log_every", "train.sample_every", "train.report_every",
+    "train.checkpoint_every", "train.checkpoint_minutes", "train.keep_checkpoints",
+    "train.export_at_end", "train.progress", "train.device", "data.num_workers", "data.cache",
+    "data.cache_max_gb", "data.root",
+}
+
+
+def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
+    """pix2pix/CycleGAN schedule: constant for `epochs`, then linear decay over `epochs_decay`.
+
+    Same arithmetic as the official per-epoch LambdaLR: during (0-based) epoch e the factor is
+    1 - max(0, e + 1 - epochs) / (epochs_decay + 1).
+    """
+    epoch = step // steps_per_epoch
+    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PixtransError(f"config key 'train.device' is '{name}' but no CUDA device is visible; use train.device=cpu")
+    return torch.device(name)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in ("G", "D"):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir or cfg.run_dir)
+        t = cfg.train
+        self.dist = D.init_distributed("cuda" if t.device != "cpu" and torch.cuda.is_available() else "cpu")
+        self.device = pick_device(t.device, self.dist.local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = not t.deterministic
+
+        # --- data ----------------------------------------------------------------------------
+        self.dataset = build_dataset(cfg, cfg.data.train_split, run_dir=self.run_dir)
+        self.sampler = StepBatchSampler(
+            len(self.dataset), t.batch_size, cfg.seed, rank=self.dist.rank, world_size=self.dist.world_size
+        )
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        self.total_steps = (t.epochs + t.epochs_decay) * self.steps_per_epoch
+        self.end_step = min(self.total_steps, t.max_steps) if t.max_steps > 0 else self.total_steps
+
+        # --- method, optimizers, precision ----------------------------------------------------
+        torch.manual_seed(cfg.seed)  # identical initial weights on every process
+        method_cls = METHODS.get(cfg.method)
+        self.method: Method = method_cls.from_config(cfg, cfg.data.input_nc, cfg.data.output_nc).to(self.device)
+        self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and self.device.type == "cpu")
+        if self.channels_last:
+            self.method.to(memory_format=torch.channels_last)
+        if self.dist.enabled:
+            D.broadcast_module(self.method)
+        fused = self.device.type in ("cpu", "cuda")
+        self.optimizers = {
+            phase: torch.optim.Adam(
+                self.phase_params(phase), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused
+            )
+            for phase in self.method.phases
+        }
+        amp = t.amp
+        if amp == "auto":
+            amp = "fp16" if self.device.type == "cuda" else "off"
+        if amp == "fp16" and self.device.type != "cuda":
+            raise PixtransError("config key 'train.amp': fp16 needs CUDA; use train.amp=bf16 or off on the CPU")
+        self.amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[amp]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
+        self.step = 0
+
+    # ------------------------------------------------------------------------------------------
+    def phase_params(self, phase: str) -> list[torch.nn.Parameter]:
+        return [p for name in self.method.phase_nets(phase) for p in self.method.nets[name].parameters()]
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for k, v in batch.items():
+            if isinstance(v, torch.Tensor):
+                v = v.to(self.device, non_blocking=True)
+                if self.channels_last and v.dim() == 4:
+                    v = v.contiguous(memory_format=torch.channels_last)
+            out[k] = v
+        return out
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One optimisation step over all phases; returns detached losses (no host sync)."""
+        t = self.cfg.train
+        factor = lr_factor(self.step, self.steps_per_epoch, t.epochs, t.epochs_decay)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = t.lr * factor
+        # dropout noise is a function of (seed, rank, step): exact resume needs no RNG state
+        torch.manual_seed(_mix(self.cfg.seed, self.dist.rank, self.step, 2))
+        nets = self.method.nets
+        for net in nets.values():
+            net.train().requires_grad_(True)
+        with self.autocast():
+            ctx = self.method.prepare(batch)
+        logs: dict[str, torch.Tensor] = {}
+        for phase in self.method.phases:
+            trained = set(self.method.phase_nets(phase))
+            # nets outside this phase pass gradients through but compute none for themselves
+            for name, net in nets.items():
+                net.requires_grad_(name in trained)
+            with self.autocast():
+                losses = self.method.losses(ctx, phase)
+            total = sum(losses.values())
+            opt = self.optimizers[phase]
+            opt.zero_grad(set_to_none=True)
+            self.scaler.scale(total).backward()
+            if self.dist.enabled:
+                D.average_gradients(self.phase_params(phase), self.dist.world_size)
+            self.scaler.step(opt)
+            logs.update({k: v.detach().float() for k, v in losses.items()})
+        self.scaler.update()
+        self.step += 1
+        return logs
+
+    # ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": "pixtrans-train-state",
+            "version": 1,
+            "step": self.step,
+            "config": self.cfg.to_dict(),
+            "method": self.cfg.method,
+            "nets": {name: net.state_dict() for name, net in self.method.nets.items()},
+            "optimizers": {phase: opt.state_dict() for phase, opt in self.optimizers.items()},
+            "scaler": self.scaler.state_dict(),
+            "method_state": self.method.extra_state(),
+            "data": {"n": len(self.dataset), "batch_size": self.cfg.train.batch_size,
+                     "world_size": self.dist.world_size, "steps_per_epoch": self.steps_per_epoch},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, net in self.method.nets.items():
+            net.load_state_dict(state["nets"][name])
+        for phase, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][phase])
+        self.scaler.load_state_dict(state["scaler"])
+        self.method.load_extra_state(state.get("method_state", {}))
+        saved = state["data"]
+        if saved["steps_per_epoch"] != self.steps_per_epoch:
+            warnings.warn(
+                f"the dataset/batch/world size changed since the checkpoint ({saved} -> "
+                f"{len(self.dataset)} images, {self.steps_per_epoch} steps/epoch): data order differs from "
+                "an uninterrupted run",
+                stacklevel=2,
+            )
+        self.step = state["step"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Run folder handling
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
+    """Create the run folder or check that `cfg` may continue the run already in it."""
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        try:
+            saved = from_dict(yaml.safe_load(saved_path.read_text()))
+        except PixtransError:
+            raise
+        except Exception as e:
+            raise PixtransError(f"{saved_path} is unreadable ({e}); move the run folder away or fix the file") from None
+        old, new = _flatten(saved.to_dict()), _flatten(cfg.to_dict())
+        changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES]
+        if changed:
+            k = changed[0]
+            raise PixtransError(
+                f"run folder {run_dir} was started with {k}={old.get(k)!r}, now {new.get(k)!r}; "
+                "resume with the same settings or choose another run_dir=..."
+            )
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples").mkdir(exist_ok=True)
+        tmp = run_dir / ".config.yaml.tmp"
+        save_config(cfg, tmp)
+        os.replace(tmp, saved_path)
+
+
+class StatsWriter:
+    """stats.jsonl: one JSON line per logging step; a resume first drops lines past its step."""
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        if path.exists():
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= resume_step:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by kill -9
+            atomic_write_bytes(path, "".join(s + "\n" for s in kept).encode())
+
+    def write(self, record: dict[str, Any]) -> None:
+        # __init__ rewrote the file with whole lines only, so appending never glues two lines
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class _StopFlag:
+    """Ctrl-C / SIGTERM ask the loop to checkpoint and stop; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _loader(trainer: Trainer, start_step: int):
+    cfg = trainer.cfg
+    workers = cfg.data.num_workers
+    if workers < 0:
+        workers = 0 if trainer.device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
+    sampler = StepBatchSampler(
+        len(trainer.dataset), cfg.train.batch_size, cfg.seed, start_step=start_step,
+        rank=trainer.dist.rank, world_size=trainer.dist.world_size,
+    )
+    return torch.utils.data.DataLoader(
+        trainer.dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=trainer.device.type == "cuda",
+        persistent_workers=False,
+        collate_fn=getattr(trainer.dataset, "collate", None),
+    )
+
+
+def _sample_batch(trainer: Trainer, n: int = 4) -> dict[str, Any]:
+    """Fixed images for the sample grids: the held-out split when there is one."""
+    cfg = trainer.cfg
+    dataset = trainer.dataset
+    if cfg.data.val_split:
+        try:
+            dataset = build_dataset(cfg, cfg.data.val_split, run_dir=trainer.run_dir)
+        except PixtransError:
+            dataset = trainer.dataset
+    items = [dataset[i] for i in range(min(n, len(dataset)))]
+    batch = torch.utils.data.default_collate([{k: v for k, v in it.items() if k != "path"} for it in items])
+    return trainer.to_device(batch)
+
+
+def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
+    """Train (or resume) the run in `run_dir`; returns the trainer at the end."""
+    from pixtrans.inference.export import export_generators
+    from pixtrans.training.report import save_sample_grid, write_report
+
+    run_dir = Path(run_dir or cfg.run_dir)
+    trainer = Trainer(cfg, run_dir)
+    is_main = trainer.dist.is_main
+    prepare_run_dir(cfg, run_dir, is_main)
+    D.barrier()
+    ckpt_dir = run_dir / "checkpoints"
+    found = load_latest(ckpt_dir)
+    if found is not None:
+        path, state = found
+        trainer.load_state_dict(state)
+        if is_main:
+            print(f"resuming {run_dir} from {path.name} (step {trainer.step})", flush=True)
+    stats = StatsWriter(run_dir / "stats.jsonl", trainer.step) if is_main else None
+    t = cfg.train
+    if trainer.step >= trainer.end_step:
+        if is_main:
+            print(f"{run_dir} already reached step {trainer.step}; raise train.max_steps/epochs to go on")
+        return trainer
+
+    samples = _sample_batch(trainer) if is_main else None
+    images_per_step = t.batch_size * trainer.dist.world_size
+    progress = None
+    if is_main and t.progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=trainer.end_step, initial=trainer.step, unit="step", dynamic_ncols=True,
+                        desc=run_dir.name, smoothing=0.1)
+
+    def checkpoint():
+        if is_main:
+            save_checkpoint(ckpt_dir, trainer.step, trainer.state_dict(), keep=t.keep_checkpoints)
+
+    def report(running: bool):
+        if is_main:
+            write_report(run_dir, running=running)
+
+    def sample():
+        if is_main:
+            save_sample_grid(trainer.method.visuals(samples), run_dir / "samples" / f"step_{trainer.step:09d}.png")
+
+    window: dict[str, torch.Tensor] = {}
+    window_steps = 0
+    t_start = t_window = time.perf_counter()
+    last_ckpt = time.monotonic()
+    session_start_step = trainer.step
+    stop = _StopFlag()
+    with stop:
+        for batch in _loader(trainer, trainer.step):
+            logs = trainer.train_step(trainer.to_device(batch))
+            for k, v in logs.items():
+                window[k] = window.get(k, 0.0) + v
+            window_steps += 1
+            step = trainer.step
+            done = step >= trainer.end_step
+            if step % t.log_every == 0 or done:
+                values = {k: (v / window_steps).item() for k, v in window.items()}
+                if trainer.dist.enabled:
+                    values = D.all_reduce_mean(values, trainer.device)
+                now = time.perf_counter()
+                ips = window_steps * images_per_step / max(now - t_window, 1e-9)
+                record = {"step": step, "epoch": step / trainer.steps_per_epoch, "images": step * images_per_step,
+                          "time": now - t_start, "lr": trainer.optimizers[trainer.method.phases[0]].param_groups[0]["lr"],
+                          "images_per_s": ips, **values}
+                if any(not math.isfinite(v) for v in values.values()):
+                    bad = [k for k, v in values.items() if not math.isfinite(v)]
+                    warnings.warn(f"step {step}: non-finite loss {bad}; lower train.lr or use train.amp=off",
+                                  stacklevel=1)
+                if stats is not None:
+                    stats.write(record)
+                if progress is not None:
+                    progress.set_postfix({"img/s": f"{ips:.1f}", **{k: f"{v:.3f}" for k, v in values.items()}},
+                                         refresh=False)
+                window, window_steps, t_window = {}, 0, now
+            if progress is not None:
+                progress.update(1)
+            if step % t.sample_every == 0 or done:
+                sample()
+            # every rank must agree to stop at the same step (they exchange gradients)
+            want_stop = stop.signum is not None
+            if trainer.dist.enabled:
+                flag = torch.tensor([float(want_stop)], device=trainer.device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                want_stop = bool(flag.item())
+            timed = time.monotonic() - last_ckpt > t.checkpoint_minutes * 60
+            if step % t.checkpoint_every == 0 or done or want_stop or timed:
+                checkpoint()
+                last_ckpt = time.monotonic()
+            if step % t.report_every == 0 or done or want_stop:
+                report(running=not done)
+            if done or want_stop:
+                break
+    if progress is not None:
+        progress.close()
+    if stop.signum is not None and trainer.step < trainer.end_step:
+        if is_main:
+            print(f"stopped at step {trainer.step} ({trainer.step - session_start_step} this session); "
+                  f"checkpoint saved in {ckpt_dir}; run the same command to resume", flush=True)
+        D.cleanup()
+        raise SystemExit(128 + stop.signum)
+    if is_main and t.export_at_end:
+        gens = {name: trainer.method.nets[name].state_dict() for name in trainer.method.exported}
+        export_generators(run_dir / "export", cfg.to_dict(), gens, method=cfg.method)
+    D.cleanup()
+    return trainer

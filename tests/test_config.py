@@ -1,0 +1,57 @@
+import pytest
+
+from pixtrans import PixtransError
+from pixtrans.config import load_config
+
+
+def test_facades_preset_has_paper_settings():
+    cfg = load_config("pix2pix/facades", ["data.root=/x"])
+    assert cfg.data.direction == "BtoA" and cfg.data.load_size == 286 and cfg.data.crop_size == 256
+    assert cfg.model.G["name"] == "unet" and cfg.model.G["num_downs"] == 8 and cfg.model.G["dropout"] is True
+    assert cfg.model.D == {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"}
+    assert cfg.loss.gan_mode == "vanilla" and cfg.loss.lambda_l1 == 100
+    assert (cfg.train.lr, cfg.train.beta1, cfg.train.epochs, cfg.train.epochs_decay) == (2e-4, 0.5, 100, 100)
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = load_config("pix2pix/facades", ["train.batch_size=4", "model.G.ngf=32", "train.lr=1e-3", "data.flip=false"])
+    assert cfg.train.batch_size == 4 and cfg.model.G["ngf"] == 32 and cfg.model.G["num_downs"] == 8
+    assert cfg.train.lr == 1e-3 and cfg.data.flip is False
+
+
+def test_base_preset_inherits():
+    cfg = load_config("pix2pix/edges2shoes")
+    assert cfg.train.batch_size == 4 and cfg.data.direction == "AtoB" and cfg.data.load_size == 286
+
+
+def test_net_spec_filled_with_defaults():
+    cfg = load_config(None, ["model.G={name: unet, ngf: 8}"])
+    assert cfg.model.G["num_downs"] == 8 and cfg.model.G["norm"] == "batch" and cfg.model.G["ngf"] == 8
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("train.batchsize=2", "did you mean 'batch_size'"),
+        ("trian.lr=1", "did you mean 'train'"),
+        ("train.batch_size=two", "'train.batch_size': expected an integer"),
+        ("data.direction=AtoC", "did you mean 'AtoB'"),
+        ("data.flip=maybe", "'data.flip': expected true/false"),
+        ("data.crop_size=512", "data.load_size"),
+        ("model.G.name=unett", "did you mean 'unet'"),
+        ("train", "must look like key.sub=value"),
+    ],
+)
+def test_bad_overrides_fail_with_named_key(override, fragment):
+    with pytest.raises(PixtransError) as e:
+        load_config("pix2pix/facades", [override])
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_preset_lists_presets(tmp_path):
+    with pytest.raises(PixtransError, match="pix2pix/facades"):
+        load_config("pix2pix/facade")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(PixtransError, match="not valid YAML"):
+        load_config(str(bad))
