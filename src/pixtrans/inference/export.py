@@ -1,0 +1,373 @@
+"""Exports: generator weights in safetensors plus a config.json that describes them completely.
+
+An export folder holds, for a method with generators named e.g. "G" (pix2pix) or "G_ab" and
+"G_ba" (CycleGAN):
+
+  config.json          format name + version, method, value range, direction, the full resolved
+                       training config, and per generator: file, spec (registry name + every
+                       constructor keyword), input_nc, output_nc, size_multiple, direction
+  G.safetensors        plain tensors, BatchNorm running statistics included
+
+Inference (`pixtrans.inference.Translator`) needs nothing else: no training code, no flags.
+config.json is written last and removed first when an export is rewritten, so a folder with a
+config.json is always complete and consistent, whenever the writer was killed.
+
+This module must not import pixtrans.training or pixtrans.methods (inference stays light).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+import pixtrans
+from pixtrans import PixtransError
+
+FORMAT = "pixtrans-export"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+VALUE_RANGE = [-1.0, 1.0]  # generators read and write images scaled to this range
+CHECKPOINT_NAME = re.compile(r"^step_(\d{9})\.pt$")  # RUN/checkpoints/step_000001000.pt
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+
+
+# ----------------------------------------------------------------------------------------------
+# Which generator does what: spec and channels, derived from a resolved config dict.
+
+
+def _reverse(direction: str) -> str:
+    return {"AtoB": "BtoA", "BtoA": "AtoB"}.get(direction, direction)
+
+
+def generator_io(config: Mapping, name: str) -> dict[str, Any]:
+    """Spec, channels and direction of generator `name` of a run with resolved config `config`.
+
+    "G" / "G_ab" / "G_A" map the data's input side to its output side; "G_ba" / "G_B" (the
+    CycleGAN inverse) go the other way. The spec is `model.<name>` when the config has such a
+    section, else `model.G`. Methods whose generators do not fit this rule pass `specs=` to
+    `export_generators` instead.
+    """
+    data, model = config.get("data", {}), config.get("model", {})
+    spec = model.get(name) if isinstance(model.get(name), Mapping) else model.get("G")
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise PixtransError(f"config has no generator spec for '{name}' (expected model.G with a 'name')")
+    input_nc, output_nc = int(data.get("input_nc", 3)), int(data.get("output_nc", 3))
+    direction = data.get("direction", "AtoB")
+    if name.lower() in ("g_ba", "g_b"):
+        input_nc, output_nc, direction = output_nc, input_nc, _reverse(direction)
+    return {"spec": dict(spec), "input_nc": input_nc, "output_nc": output_nc, "direction": direction}
+
+
+def build_generator(spec: Mapping, input_nc: int, output_nc: int) -> nn.Module:
+    from pixtrans.nets import build_generator as build  # nets register themselves on import
+
+    return build(dict(spec), input_nc, output_nc)
+
+
+def full_spec(spec: Mapping) -> dict[str, Any]:
+    """`spec` with every constructor keyword filled in from its default (channels excluded).
+
+    So an export states the whole architecture, not only what differed from the defaults of the
+    pixtrans version that wrote it.
+    """
+    from pixtrans.nets import spec_defaults
+    from pixtrans.registry import GENERATORS
+
+    out = {k: v for k, v in spec_defaults(GENERATORS, spec["name"]).items() if _is_json_value(v)}
+    out.update(spec)
+    return out
+
+
+def _is_json_value(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def clean_state_dict(state: Mapping[str, torch.Tensor] | nn.Module) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, unshared copies; wrapper prefixes (DDP `module.`, compile) removed."""
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    out = {}
+    for key, value in state.items():
+        for prefix in WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        out[key] = value.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
+def _check_matches(
+    name: str, state: Mapping[str, torch.Tensor], spec: Mapping, input_nc: int, output_nc: int
+):
+    """Build the net on the meta device (no memory, no init cost): key/shape check + size_multiple."""
+    try:
+        with torch.device("meta"):
+            net = build_generator(spec, input_nc, output_nc)
+    except PixtransError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a spec the registry rejects
+        raise PixtransError(f"generator '{name}': cannot build spec {dict(spec)}: {e}") from None
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != got:
+        missing = sorted(set(expected) - set(got))[:3]
+        unexpected = sorted(set(got) - set(expected))[:3]
+        wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])[:3]
+        raise PixtransError(
+            f"generator '{name}' weights do not fit spec {dict(spec)} (input_nc={input_nc}, "
+            f"output_nc={output_nc}): missing {missing}, unexpected {unexpected}, wrong shape {wrong}"
+        )
+    return int(getattr(net, "size_multiple", 1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = _tmp_name(path)
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    tmp = _tmp_name(path)
+    save_file(tensors, str(tmp), metadata=metadata)
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+
+
+def export_generators(
+    out_dir: str | os.PathLike,
+    config: Mapping,
+    generators: Mapping[str, Mapping[str, torch.Tensor] | nn.Module],
+    method: str,
+    *,
+    specs: Mapping[str, Mapping] | None = None,
+    source: Mapping | None = None,
+    step: int | None = None,
+) -> Path:
+    """Write `out_dir/<name>.safetensors` per generator and `out_dir/config.json`; return out_dir.
+
+    generators: name -> state dict (or module), e.g. {"G": G.state_dict()} for pix2pix or
+      {"G_ab": ..., "G_ba": ...} for CycleGAN.
+    config: the full resolved config (Config.to_dict()); stored as is.
+    specs: optional name -> {"spec", "input_nc", "output_nc"[, "direction"]} for generators whose
+      spec/channels do not follow `generator_io`'s rule.
+    source / step: provenance recorded in config.json (a checkpoint path, a converted file...).
+
+    Crash safety: the old config.json is removed first, each file is written to a temporary name,
+    fsynced and renamed into place, and the new config.json comes last. Other files in out_dir
+    are left alone.
+    """
+    if not generators:
+        raise PixtransError("export_generators needs at least one generator")
+    config = json.loads(json.dumps(dict(config), default=str))  # detached, JSON-safe copy
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PixtransError(f"export folder '{out_dir}' exists and is not a folder; choose another path")
+
+    entries, tensors = {}, {}
+    for name, state in generators.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise PixtransError(f"generator name '{name}' must be letters, digits, '_', '-' or '.'")
+        io = dict(specs[name]) if specs and name in specs else generator_io(config, name)
+        io.setdefault("direction", config.get("data", {}).get("direction", "AtoB"))
+        spec = full_spec(io["spec"])
+        state = clean_state_dict(state)
+        size_multiple = _check_matches(name, state, spec, io["input_nc"], io["output_nc"])
+        tensors[name] = state
+        entries[name] = {
+            "file": f"{name}.safetensors",
+            "spec": spec,
+            "input_nc": int(io["input_nc"]),
+            "output_nc": int(io["output_nc"]),
+            "size_multiple": size_multiple,
+            "direction": io["direction"],
+        }
+
+    info = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "pixtrans_version": pixtrans.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "method": method,
+        "direction": config.get("data", {}).get("direction", "AtoB"),
+        "value_range": VALUE_RANGE,
+        "step": step,
+        "source": dict(source) if source else None,
+        "generators": entries,
+        "config": config,
+    }
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG_NAME).unlink(missing_ok=True)  # the folder is "incomplete" from here on
+    _fsync_dir(out_dir)
+    for name, state in tensors.items():
+        meta = {"format": "pt", "pixtrans_format": FORMAT, "generator": name}
+        _atomic_save_safetensors(out_dir / entries[name]["file"], state, meta)
+    _fsync_dir(out_dir)
+    _atomic_write_text(out_dir / CONFIG_NAME, json.dumps(info, indent=1) + "\n")
+    _fsync_dir(out_dir)
+    return out_dir
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading: export folders, run folders, checkpoints
+
+
+def read_export_info(export_dir: str | os.PathLike) -> dict[str, Any]:
+    """Parse and check `export_dir/config.json`; every listed weight file must exist."""
+    export_dir = Path(export_dir)
+    path = export_dir / CONFIG_NAME
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PixtransError(
+            f"'{export_dir}' has no {CONFIG_NAME}; expected a pixtrans export folder"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PixtransError(f"cannot read export config '{path}': {e}; re-export the model") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise PixtransError(f'\'{path}\' is not a pixtrans export config (no "format": "{FORMAT}")')
+    if int(info.get("format_version", 0)) > FORMAT_VERSION:
+        raise PixtransError(
+            f"'{path}' has export format version {info['format_version']}, newer than this pixtrans "
+            f"reads ({FORMAT_VERSION}); upgrade pixtrans"
+        )
+    gens = info.get("generators")
+    if not isinstance(gens, dict) or not gens:
+        raise PixtransError(f"'{path}' lists no generators; re-export the model")
+    for name, entry in gens.items():
+        if not (export_dir / entry.get("file", "")).is_file():
+            raise PixtransError(
+                f"export '{export_dir}' is incomplete: weights of '{name}' ({entry.get('file')}) missing"
+            )
+    return info
+
+
+def is_complete_export(export_dir: str | os.PathLike) -> bool:
+    try:
+        read_export_info(export_dir)
+        return True
+    except PixtransError:
+        return False
+
+
+def checkpoint_step(path: Path) -> int | None:
+    m = CHECKPOINT_NAME.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """Newest RUN/checkpoints/step_*.pt (by step) in `folder` (a run or checkpoints folder)."""
+    folder = Path(folder)
+    if (folder / "checkpoints").is_dir():
+        folder = folder / "checkpoints"
+    if not folder.is_dir():
+        return None
+    found = [(checkpoint_step(p), p) for p in folder.iterdir() if checkpoint_step(p) is not None]
+    return max(found)[1] if found else None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, trusted: bool = False) -> dict[str, Any]:
+    """A training checkpoint: a dict with at least "config" and "nets".
+
+    Read with torch.load(weights_only=True), which runs no code from the file. `trusted=True`
+    (exporting one's own run) falls back to a full unpickle for checkpoints holding objects the
+    restricted loader refuses (e.g. numpy arrays in some RNG states).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PixtransError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - pickle / zip / restricted-unpickler errors
+        first = " ".join(str(e).split())[:200]
+        if not trusted:
+            raise PixtransError(
+                f"cannot read checkpoint '{path}' safely (weights_only load: {type(e).__name__}: {first}); "
+                "if you trust the file, export it first with export_from_checkpoint / `pixtrans export`"
+            ) from None
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as e2:  # noqa: BLE001
+            first = " ".join(str(e2).split())[:200]
+            raise PixtransError(f"cannot read checkpoint '{path}': {type(e2).__name__}: {first}") from None
+    if not isinstance(ckpt, dict) or "nets" not in ckpt or "config" not in ckpt:
+        raise PixtransError(
+            f"'{path}' is not a pixtrans training checkpoint (no 'nets'/'config'); for an official "
+            "pix2pix/CycleGAN .pth file use `pixtrans convert`"
+        )
+    return ckpt
+
+
+def checkpoint_generators(ckpt: Mapping) -> dict[str, Mapping[str, torch.Tensor]]:
+    """The generator state dicts of a training checkpoint: nets whose names start with 'G'."""
+    return {k: v for k, v in ckpt["nets"].items() if k.startswith("G")}
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the newest checkpoint of a run / checkpoints folder."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is not None:
+            return found
+        raise PixtransError(f"no checkpoints (checkpoints/step_*.pt) in '{path}'; expected a run folder")
+    raise PixtransError(f"'{path}' does not exist; expected a run folder or a checkpoint .pt file")
+
+
+def export_from_checkpoint(
+    ckpt_path_or_run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
+) -> Path:
+    """Export the generators of a training checkpoint (or a run's newest one) to `out_dir`.
+
+    out_dir defaults to RUN/export for a run folder or a checkpoint inside RUN/checkpoints.
+    """
+    path = resolve_checkpoint(ckpt_path_or_run_dir)
+    if out_dir is None:
+        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        out_dir = run / "export"
+    ckpt = load_checkpoint(path, trusted=True)
+    gens = checkpoint_generators(ckpt)
+    if not gens:
+        raise PixtransError(f"checkpoint '{path}' holds no generator (nets: {', '.join(ckpt['nets'])})")
+    config = ckpt["config"]
+    step = ckpt.get("step")
+    source = {"kind": "pixtrans-checkpoint", "file": str(path.resolve()), "step": step}
+    return export_generators(out_dir, config, gens, config.get("method", "pix2pix"), source=source, step=step)

@@ -1,0 +1,585 @@
+"""Translate images with a trained generator: `Translator.from_pretrained(path)(image)`.
+
+`path` is an export folder (config.json + safetensors), a run folder (its export/ when complete
+and current, else its newest checkpoint) or a training checkpoint file. Nothing is re-typed:
+the architecture, channels and direction come from the saved config.
+
+Images of any size and aspect ratio work: they are padded to the generator's `size_multiple`
+(reflect padding, replicate where the pad is wider than the image), translated and cropped back.
+
+Two modes:
+  eval   net.eval(): dropout off, BatchNorm uses its running statistics. Deterministic.
+  paper  pix2pix's test-time behaviour (Isola et al. 2017, Sec. 3.1 "at inference time, we run
+         the generator net in exactly the same manner as during the training phase"): dropout on
+         and BatchNorm normalising with the image's own statistics. Images run one at a time
+         (the paper's batch size 1) so an image's result does not depend on its neighbours;
+         `seed` fixes the dropout noise, per image. No weight or buffer is changed by a call.
+
+This module must not import pixtrans.training or pixtrans.methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+from torch import nn
+
+from pixtrans import PixtransError
+from pixtrans.data.io import (
+    _from_pil,
+    convert_channels,
+    is_image_file,
+    load_array,
+    read_image,
+    to_float,
+    to_tensor,
+    write_image,
+)
+from pixtrans.inference.export import (
+    CONFIG_NAME,
+    build_generator,
+    checkpoint_generators,
+    checkpoint_step,
+    clean_state_dict,
+    generator_io,
+    is_complete_export,
+    latest_checkpoint,
+    load_checkpoint,
+    read_export_info,
+)
+from pixtrans.nets.modes import paper_mode
+
+Mode = Literal["eval", "paper"]
+MODES = ("eval", "paper")
+EXPECTED = (
+    "an export folder (with config.json), a run folder (with export/ or checkpoints/) "
+    "or a checkpoint .pt file"
+)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PixtransError(f"unknown device '{device}'; use cpu, cuda, cuda:N or auto") from None
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad [B,C,H,W] so H and W are multiples of `multiple`, centred; returns (padded, (top, left)).
+
+    Reflect padding where it fits (a pad must be smaller than the side), replicate where not.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    top, left = ph // 2, pw // 2
+    if ph:
+        mode = "reflect" if max(top, ph - top) < h else "replicate"
+        x = F.pad(x, (0, 0, top, ph - top), mode=mode)
+    if pw:
+        mode = "reflect" if max(left, pw - left) < w else "replicate"
+        x = F.pad(x, (left, pw - left, 0, 0), mode=mode)
+    return x, (top, left)
+
+
+def _pick_generator(names: Sequence[str], generator: str | None, where: Any) -> str:
+    if generator is not None:
+        if generator not in names:
+            raise PixtransError(f"'{where}' has no generator '{generator}'; it has: {', '.join(names)}")
+        return generator
+    if len(names) == 1:
+        return names[0]
+    if "G" in names:
+        return "G"
+    raise PixtransError(
+        f"'{where}' holds several generators ({', '.join(names)}); choose one with generator=..."
+    )
+
+
+def _load_strict(net: nn.Module, state: dict[str, torch.Tensor], where: Any) -> None:
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = " ".join(str(e).split())[:300]
+        raise PixtransError(
+            f"weights in '{where}' do not fit the saved spec: {first}; re-export the model"
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Converting what users pass in, and back
+
+
+@dataclass
+class _Item:
+    """One user input as [C,H,W] images in [-1,1], and how to give the results back."""
+
+    images: list[torch.Tensor]
+    kind: str  # tensor3 | tensor4 | numpy | pil | path
+    dtype: Any = None
+    device: Any = None
+    squeeze: bool = False  # numpy HxW in -> HxW out (one output channel)
+    deep: bool = False  # 16-bit in -> 16-bit out where the format allows
+
+
+def _float_array(arr: np.ndarray, where: str) -> np.ndarray:
+    arr = arr.astype(np.float32, copy=False)
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:
+        raise PixtransError(
+            f"{where}: float pixels must lie in [0,1], found [{lo:.4g}, {hi:.4g}]; rescale them"
+        )
+    return np.clip(arr, 0.0, 1.0)
+
+
+def _array_to_unit(arr: np.ndarray, channels: int, where: str) -> torch.Tensor:
+    """HxW or HxWxC uint8 / uint16 / bool / float in [0,1] -> float32 [C,H,W] in [-1,1]."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise PixtransError(f"{where}: expected an HxW or HxWxC image array, got shape {tuple(arr.shape)}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype.kind == "f":
+        arr = _float_array(arr, where)
+    elif arr.dtype not in (np.uint8, np.uint16):
+        raise PixtransError(
+            f"{where}: array dtype {arr.dtype} is not supported; use uint8, uint16 or float in [0,1]"
+        )
+    arr = convert_channels(arr, channels, where)
+    if not arr.flags.writeable:
+        arr = arr.copy()  # e.g. np.asarray(PIL image); torch wants to own writable memory
+    return to_float(to_tensor(arr)).mul_(2.0).sub_(1.0)
+
+
+def _to_unit_range(y: torch.Tensor) -> np.ndarray:
+    """[C,H,W] in [-1,1] -> HxWxC float32 numpy in [0,1]."""
+    return ((y.float().cpu() + 1.0) * 0.5).clamp_(0.0, 1.0).permute(1, 2, 0).numpy()
+
+
+def _to_array(y: torch.Tensor, dtype: np.dtype, squeeze: bool) -> np.ndarray:
+    arr = _to_unit_range(y)
+    if dtype in (np.uint8, np.uint16):
+        arr = np.rint(arr * np.iinfo(dtype).max).astype(dtype)
+    if squeeze and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    return arr
+
+
+def _to_pil(y: torch.Tensor, deep: bool) -> Image.Image:
+    c = y.shape[0]
+    if c not in (1, 3, 4):
+        raise PixtransError(
+            f"the generator outputs {c} channels, which a PIL image cannot hold; pass a numpy array or tensor"
+        )
+    if deep and c == 1:
+        return Image.fromarray(_to_array(y, np.uint16, squeeze=True))  # mode I;16
+    arr = _to_array(y, np.uint8, squeeze=True)
+    return Image.fromarray(arr)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class Translator:
+    """A generator ready to translate images; build it with `Translator.from_pretrained(path)`."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        input_nc: int,
+        output_nc: int,
+        size_multiple: int | None = None,
+        name: str = "G",
+        direction: str = "AtoB",
+        info: dict | None = None,
+        device: str | torch.device = "cpu",
+    ):
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval().requires_grad_(False)
+        self.name = name
+        self.input_nc = int(input_nc)
+        self.output_nc = int(output_nc)
+        self.size_multiple = int(size_multiple or getattr(net, "size_multiple", 1))
+        self.direction = direction
+        self.info = info or {}  # the export's config.json (or its equivalent for a checkpoint)
+        # paper mode flips module flags and restores buffers; callers on other threads (the web
+        # demo) must never see the net half-way through that
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        spec = self.info.get("generators", {}).get(self.name, {}).get("spec")
+        return (
+            f"Translator(name={self.name!r}, spec={spec}, input_nc={self.input_nc}, "
+            f"output_nc={self.output_nc}, size_multiple={self.size_multiple}, "
+            f"direction={self.direction!r}, device={str(self.device)!r})"
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Loading
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike, device: str | torch.device = "cpu", generator: str | None = None
+    ) -> Translator:
+        """Load from an export folder, a run folder or a training checkpoint file.
+
+        A run folder uses RUN/export when it is complete and not older than the newest
+        checkpoint, else RUN/checkpoints' newest step_*.pt. `generator` picks one of several
+        generators (CycleGAN: "G_ab" or "G_ba"); with one, or with "G", it may be left out.
+        """
+        path = Path(path)
+        if path.is_file():
+            if path.name == CONFIG_NAME or path.suffix == ".safetensors":
+                if generator is None and path.suffix == ".safetensors":
+                    generator = path.stem
+                return cls.from_export(path.parent, device=device, generator=generator)
+            return cls.from_checkpoint(path, device=device, generator=generator)
+        if not path.is_dir():
+            raise PixtransError(f"model path '{path}' does not exist; expected {EXPECTED}")
+        if (path / CONFIG_NAME).is_file():
+            return cls.from_export(path, device=device, generator=generator)
+        export, ckpt = path / "export", latest_checkpoint(path)
+        if is_complete_export(export):
+            export_step = read_export_info(export).get("step")
+            if ckpt is None or export_step is None or export_step >= (checkpoint_step(ckpt) or 0):
+                return cls.from_export(export, device=device, generator=generator)
+        if ckpt is not None:
+            return cls.from_checkpoint(ckpt, device=device, generator=generator)
+        raise PixtransError(
+            f"'{path}' holds no config.json, complete export/ or checkpoints/step_*.pt; expected {EXPECTED}"
+        )
+
+    @classmethod
+    def from_export(
+        cls, export_dir: str | os.PathLike, device: str | torch.device = "cpu", generator: str | None = None
+    ) -> Translator:
+        export_dir = Path(export_dir)
+        info = read_export_info(export_dir)
+        name = _pick_generator(list(info["generators"]), generator, export_dir)
+        entry = info["generators"][name]
+        net = build_generator(entry["spec"], entry["input_nc"], entry["output_nc"])
+        file = export_dir / entry["file"]
+        try:
+            state = load_file(str(file), device="cpu")
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+            raise PixtransError(f"cannot read weights '{file}': {e}; re-export the model") from None
+        _load_strict(net, state, file)
+        return cls(
+            net,
+            input_nc=entry["input_nc"],
+            output_nc=entry["output_nc"],
+            size_multiple=entry.get("size_multiple"),
+            name=name,
+            direction=entry.get("direction", info.get("direction", "AtoB")),
+            info=info,
+            device=device,
+        )
+
+    @classmethod
+    def from_checkpoint(
+        cls, ckpt_path: str | os.PathLike, device: str | torch.device = "cpu", generator: str | None = None
+    ) -> Translator:
+        ckpt_path = Path(ckpt_path)
+        ckpt = load_checkpoint(ckpt_path)
+        gens = checkpoint_generators(ckpt)
+        if not gens:
+            raise PixtransError(
+                f"checkpoint '{ckpt_path}' holds no generator (nets: {', '.join(ckpt['nets'])})"
+            )
+        name = _pick_generator(list(gens), generator, ckpt_path)
+        config = ckpt["config"]
+        io = generator_io(config, name)
+        net = build_generator(io["spec"], io["input_nc"], io["output_nc"])
+        _load_strict(net, clean_state_dict(gens[name]), ckpt_path)
+        info = {
+            "method": config.get("method"),
+            "direction": config.get("data", {}).get("direction", "AtoB"),
+            "step": ckpt.get("step"),
+            "source": {"kind": "pixtrans-checkpoint", "file": str(ckpt_path), "step": ckpt.get("step")},
+            "generators": {
+                name: {"spec": io["spec"], "input_nc": io["input_nc"], "output_nc": io["output_nc"]}
+            },
+            "config": config,
+        }
+        return cls(
+            net,
+            input_nc=io["input_nc"],
+            output_nc=io["output_nc"],
+            name=name,
+            direction=io["direction"],
+            info=info,
+            device=device,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Running the net
+
+    @contextlib.contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[None]:
+        """Dropout noise drawn from `seed`, without disturbing anyone else's random stream."""
+        if seed is None:
+            yield
+            return
+        cuda = self.device.type == "cuda"
+        devices = (
+            [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+            if cuda
+            else []
+        )
+        with torch.random.fork_rng(devices=devices):
+            torch.random.default_generator.manual_seed(seed)
+            if cuda:
+                with torch.cuda.device(devices[0]):
+                    torch.cuda.manual_seed(seed)
+            yield
+
+    def _run(self, x: torch.Tensor, mode: Mode, seed: int | None) -> torch.Tensor:
+        """[B,C,H,W] on self.device in [-1,1] -> [B,output_nc,H,W]; any H, W."""
+        h, w = x.shape[-2:]
+        with self._lock, torch.inference_mode():
+            xp, (top, left) = pad_to_multiple(x, self.size_multiple)
+            if mode == "eval":
+                self.net.eval()
+                y = self.net(xp)
+            else:
+                with paper_mode(self.net), self._seeded(seed):
+                    y = self.net(xp)
+        # cloned outside inference mode: callers get ordinary tensors they may modify in place
+        return y[..., top : top + h, left : left + w].clone()
+
+    def _check_mode(self, mode: str, batch_size: int) -> None:
+        if mode not in MODES:
+            raise PixtransError(f"unknown translation mode '{mode}'; valid: {', '.join(MODES)}")
+        if batch_size < 1:
+            raise PixtransError(f"batch_size must be >= 1, got {batch_size}")
+
+    def _translate_list(self, images: list[torch.Tensor], mode: Mode, seed: int | None, batch_size: int):
+        """[C,H,W] images in [-1,1] -> outputs, in order. Eval mode batches consecutive images of
+        one size; paper mode runs each alone, each with the same `seed`."""
+        out: list[torch.Tensor] = []
+        i = 0
+        while i < len(images):
+            j = i + 1
+            if mode == "eval":
+                while j < len(images) and j - i < batch_size and images[j].shape == images[i].shape:
+                    j += 1
+            x = torch.stack([im.to(self.device, torch.float32) for im in images[i:j]])
+            out.extend(self._run(x, mode, seed).unbind(0))
+            i = j
+        return out
+
+    def translate_tensor(
+        self, x: torch.Tensor, *, mode: Mode = "eval", seed: int | None = None, batch_size: int = 8
+    ) -> torch.Tensor:
+        """[C,H,W] or [B,C,H,W] float in [-1,1] -> the same shape with output_nc channels, on x's
+        device and dtype."""
+        return self(x, mode=mode, seed=seed, batch_size=batch_size)
+
+    def __call__(
+        self, image: Any, *, mode: Mode = "eval", seed: int | None = None, batch_size: int = 8
+    ) -> Any:
+        """Translate one image, or a list of them (list in -> list out). Accepts
+
+        PIL image           -> PIL image (16-bit grey in and 1 channel out -> 16-bit out)
+        str / Path          -> PIL image (read like training data, with input_nc channels)
+        numpy HxW / HxWxC   -> numpy of the same dtype: uint8, uint16, or float32 in [0,1]
+        tensor [C,H,W] or [B,C,H,W], float in [-1,1] -> tensor, same device and dtype
+        """
+        self._check_mode(mode, batch_size)
+        many = isinstance(image, (list, tuple))
+        items = [self._to_item(im) for im in (image if many else [image])]
+        flat = [im for item in items for im in item.images]
+        outs = iter(self._translate_list(flat, mode, seed, batch_size))
+        results = [self._from_item(item, [next(outs) for _ in item.images]) for item in items]
+        return results if many else results[0]
+
+    def _to_item(self, image: Any) -> _Item:
+        c = self.input_nc
+        if isinstance(image, torch.Tensor):
+            if image.ndim not in (3, 4) or not image.is_floating_point():
+                raise PixtransError(
+                    "expected a float tensor [C,H,W] or [B,C,H,W] in [-1,1], "
+                    f"got {image.dtype} {tuple(image.shape)}"
+                )
+            if image.shape[-3] != c:
+                raise PixtransError(
+                    f"the generator takes {c}-channel input, the tensor has {image.shape[-3]} channels"
+                )
+            batch = image if image.ndim == 4 else image[None]
+            kind = "tensor4" if image.ndim == 4 else "tensor3"
+            return _Item(list(batch.detach().unbind(0)), kind, dtype=image.dtype, device=image.device)
+        if isinstance(image, Image.Image):
+            arr = _from_pil(image, "<PIL image>")
+            return _Item([_array_to_unit(arr, c, "PIL image")], "pil", deep=arr.dtype == np.uint16)
+        if isinstance(image, np.ndarray):
+            t = _array_to_unit(image, c, "numpy image")
+            return _Item(
+                [t],
+                "numpy",
+                dtype=image.dtype if image.dtype.kind in "uf" else np.uint8,
+                squeeze=image.ndim == 2,
+            )
+        if isinstance(image, (str, os.PathLike)):
+            path = Path(image)
+            if not path.is_file():
+                raise PixtransError(f"input image '{path}' does not exist or is not a file")
+            arr = load_array(path)
+            return _Item([_array_to_unit(arr, c, str(path))], "path", deep=arr.dtype == np.uint16)
+        raise PixtransError(
+            f"cannot translate a {type(image).__name__}; pass a PIL image, a path, a numpy array or a tensor"
+        )
+
+    def _from_item(self, item: _Item, ys: list[torch.Tensor]) -> Any:
+        if item.kind == "tensor4":
+            return torch.stack(ys).to(item.device, item.dtype)
+        if item.kind == "tensor3":
+            return ys[0].to(item.device, item.dtype)
+        if item.kind == "numpy":
+            dtype = item.dtype if item.dtype in (np.uint8, np.uint16) else np.float32
+            return _to_array(ys[0], dtype, item.squeeze)
+        return _to_pil(ys[0], item.deep)
+
+    # ------------------------------------------------------------------------------------------
+    # Files and folders (the CLI)
+
+    def translate_paths(
+        self,
+        inputs: str | os.PathLike | Iterable[str | os.PathLike],
+        out_dir: str | os.PathLike,
+        *,
+        batch_size: int = 8,
+        mode: Mode = "eval",
+        seed: int | None = None,
+        progress: bool = True,
+        read_workers: int = 2,
+    ) -> list[Path]:
+        """Translate image files and folders (recursively) into `out_dir`; returns written paths.
+
+        One input folder: outputs keep their paths relative to it. Several inputs: a folder's
+        outputs go under out_dir/<folder name>/, a file's to out_dir/<file name>. Outputs are PNG
+        (.npy when the output has a channel count PNG cannot hold). Inputs are never overwritten,
+        and files already under out_dir are not picked up as inputs.
+        """
+        from tqdm.auto import tqdm
+
+        self._check_mode(mode, batch_size)
+        # write_image stores channel counts PNG cannot hold as float .npy
+        jobs = plan_outputs(inputs, out_dir, suffix=".png" if self.output_nc in (1, 3, 4) else ".npy")
+        written: list[Path] = []
+        bar = tqdm(total=len(jobs), unit="img", disable=not progress, desc=f"translate ({mode})")
+        pending: list[tuple[Path, torch.Tensor]] = []
+
+        def flush() -> None:
+            ys = self._translate_list([x for _, x in pending], mode, seed, batch_size)
+            for (dst, _), y in zip(pending, ys, strict=True):
+                written.append(write_image(y, dst))
+            bar.update(len(pending))
+            pending.clear()
+
+        try:
+            for (_, dst), x in zip(
+                jobs, self._read_ahead([src for src, _ in jobs], read_workers), strict=True
+            ):
+                if pending and (
+                    len(pending) >= batch_size or pending[0][1].shape != x.shape or mode == "paper"
+                ):
+                    flush()
+                pending.append((dst, x))
+            if pending:
+                flush()
+        finally:
+            bar.close()
+        return written
+
+    def _read(self, path: Path) -> torch.Tensor:
+        try:
+            return read_image(path, self.input_nc).mul_(2.0).sub_(1.0)
+        except PixtransError:
+            raise
+        except Exception as e:  # noqa: BLE001 - anything else a decoder throws
+            raise PixtransError(f"cannot read image '{path}': {type(e).__name__}: {e}") from None
+
+    def _read_ahead(self, paths: list[Path], workers: int) -> Iterator[torch.Tensor]:
+        """Decode the next few files on worker threads while the net runs (bounded memory)."""
+        if workers <= 0:
+            yield from (self._read(p) for p in paths)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            window: deque = deque()
+            it = iter(paths)
+            for p in it:
+                window.append(pool.submit(self._read, p))
+                if len(window) >= 2 * workers + 2:
+                    break
+            while window:
+                result = window.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    window.append(pool.submit(self._read, nxt))
+                yield result
+
+
+def plan_outputs(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike], out_dir: str | os.PathLike, suffix: str = ".png"
+) -> list[tuple[Path, Path]]:
+    """[(input file, output path)] for files and folders (recursive); checks the names up front."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise PixtransError("no inputs given; pass image files or folders")
+    out_dir = Path(out_dir)
+    out_resolved = out_dir.resolve()
+    jobs: list[tuple[Path, Path]] = []
+    for inp in inputs:
+        if inp.is_file():
+            jobs.append((inp, out_dir / Path(inp.name).with_suffix(suffix)))
+        elif inp.is_dir():
+            base = out_dir if len(inputs) == 1 else out_dir / inp.resolve().name
+            # our own earlier outputs, when out_dir lies inside this folder
+            skip = out_resolved if out_resolved != inp.resolve() else None
+            found = []
+            for path in sorted(inp.rglob("*")):
+                if not path.is_file() or not is_image_file(path):
+                    continue
+                rel = path.relative_to(inp)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue  # hidden folders (.git, .ipynb_checkpoints ...)
+                if skip is not None and skip in path.resolve().parents:
+                    continue
+                found.append((path, base / rel.with_suffix(suffix)))
+            if not found:
+                raise PixtransError(f"no image files found in folder '{inp}' (png, jpg, tif, npy, ...)")
+            jobs.extend(found)
+        else:
+            raise PixtransError(f"input '{inp}' does not exist; pass image files or folders")
+    sources = {src.resolve() for src, _ in jobs}
+    seen: dict[Path, Path] = {}
+    for src, dst in jobs:
+        key = dst.resolve()
+        if key in sources:
+            raise PixtransError(
+                f"output '{dst}' would overwrite the input '{src}'; choose another output folder"
+            )
+        if key in seen:
+            raise PixtransError(
+                f"inputs '{seen[key]}' and '{src}' would both be written to '{dst}'; rename one"
+            )
+        seen[key] = src
+    return jobs
