@@ -33,10 +33,20 @@ from pixtrans.training.checkpoint import atomic_write_bytes, load_latest, save_c
 
 # settings that may change between sessions of one run without changing what it computes
 RESUMABLE_CHANGES = {
-    "train.max_steps", "train.log_every", "train.sample_every", "train.report_every",
-    "train.checkpoint_every", "train.checkpoint_minutes", "train.keep_checkpoints",
-    "train.export_at_end", "train.progress", "train.device", "data.num_workers", "data.cache",
-    "data.cache_max_gb", "data.root",
+    "train.max_steps",
+    "train.log_every",
+    "train.sample_every",
+    "train.report_every",
+    "train.checkpoint_every",
+    "train.checkpoint_minutes",
+    "train.keep_checkpoints",
+    "train.export_at_end",
+    "train.progress",
+    "train.device",
+    "data.num_workers",
+    "data.cache",
+    "data.cache_max_gb",
+    "data.root",
 }
 
 
@@ -54,7 +64,9 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PixtransError(f"config key 'train.device' is '{name}' but no CUDA device is visible; use train.device=cpu")
+        raise PixtransError(
+            f"config key 'train.device' is '{name}' but no CUDA device is visible; use train.device=cpu"
+        )
     return torch.device(name)
 
 
@@ -94,24 +106,28 @@ class Trainer:
         # --- method, optimizers, precision ----------------------------------------------------
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         method_cls = METHODS.get(cfg.method)
-        self.method: Method = method_cls.from_config(cfg, cfg.data.input_nc, cfg.data.output_nc).to(self.device)
-        self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and self.device.type == "cpu")
+        self.method: Method = method_cls.from_config(cfg, cfg.data.input_nc, cfg.data.output_nc).to(
+            self.device
+        )
+        self.channels_last = t.channels_last == "on" or (
+            t.channels_last == "auto" and self.device.type == "cpu"
+        )
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
         if self.dist.enabled:
             D.broadcast_module(self.method)
         fused = self.device.type in ("cpu", "cuda")
         self.optimizers = {
-            phase: torch.optim.Adam(
-                self.phase_params(phase), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused
-            )
+            phase: torch.optim.Adam(self.phase_params(phase), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
             for phase in self.method.phases
         }
         amp = t.amp
         if amp == "auto":
             amp = "fp16" if self.device.type == "cuda" else "off"
         if amp == "fp16" and self.device.type != "cuda":
-            raise PixtransError("config key 'train.amp': fp16 needs CUDA; use train.amp=bf16 or off on the CPU")
+            raise PixtransError(
+                "config key 'train.amp': fp16 needs CUDA; use train.amp=bf16 or off on the CPU"
+            )
         self.amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[amp]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.step = 0
@@ -181,8 +197,12 @@ class Trainer:
             "optimizers": {phase: opt.state_dict() for phase, opt in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "method_state": self.method.extra_state(),
-            "data": {"n": len(self.dataset), "batch_size": self.cfg.train.batch_size,
-                     "world_size": self.dist.world_size, "steps_per_epoch": self.steps_per_epoch},
+            "data": {
+                "n": len(self.dataset),
+                "batch_size": self.cfg.train.batch_size,
+                "world_size": self.dist.world_size,
+                "steps_per_epoch": self.steps_per_epoch,
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -216,9 +236,13 @@ def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
         except PixtransError:
             raise
         except Exception as e:
-            raise PixtransError(f"{saved_path} is unreadable ({e}); move the run folder away or fix the file") from None
+            raise PixtransError(
+                f"{saved_path} is unreadable ({e}); move the run folder away or fix the file"
+            ) from None
         old, new = _flatten(saved.to_dict()), _flatten(cfg.to_dict())
-        changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES]
+        changed = [
+            k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES
+        ]
         if changed:
             k = changed[0]
             raise PixtransError(
@@ -282,8 +306,12 @@ def _loader(trainer: Trainer, start_step: int):
     if workers < 0:
         workers = 0 if trainer.device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
     sampler = StepBatchSampler(
-        len(trainer.dataset), cfg.train.batch_size, cfg.seed, start_step=start_step,
-        rank=trainer.dist.rank, world_size=trainer.dist.world_size,
+        len(trainer.dataset),
+        cfg.train.batch_size,
+        cfg.seed,
+        start_step=start_step,
+        rank=trainer.dist.rank,
+        world_size=trainer.dist.world_size,
     )
     return torch.utils.data.DataLoader(
         trainer.dataset,
@@ -339,8 +367,14 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
     if is_main and t.progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=trainer.end_step, initial=trainer.step, unit="step", dynamic_ncols=True,
-                        desc=run_dir.name, smoothing=0.1)
+        progress = tqdm(
+            total=trainer.end_step,
+            initial=trainer.step,
+            unit="step",
+            dynamic_ncols=True,
+            desc=run_dir.name,
+            smoothing=0.1,
+        )
 
     def checkpoint():
         if is_main:
@@ -352,7 +386,9 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
 
     def sample():
         if is_main:
-            save_sample_grid(trainer.method.visuals(samples), run_dir / "samples" / f"step_{trainer.step:09d}.png")
+            save_sample_grid(
+                trainer.method.visuals(samples), run_dir / "samples" / f"step_{trainer.step:09d}.png"
+            )
 
     window: dict[str, torch.Tensor] = {}
     window_steps = 0
@@ -374,18 +410,27 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
                     values = D.all_reduce_mean(values, trainer.device)
                 now = time.perf_counter()
                 ips = window_steps * images_per_step / max(now - t_window, 1e-9)
-                record = {"step": step, "epoch": step / trainer.steps_per_epoch, "images": step * images_per_step,
-                          "time": now - t_start, "lr": trainer.optimizers[trainer.method.phases[0]].param_groups[0]["lr"],
-                          "images_per_s": ips, **values}
+                record = {
+                    "step": step,
+                    "epoch": step / trainer.steps_per_epoch,
+                    "images": step * images_per_step,
+                    "time": now - t_start,
+                    "lr": trainer.optimizers[trainer.method.phases[0]].param_groups[0]["lr"],
+                    "images_per_s": ips,
+                    **values,
+                }
                 if any(not math.isfinite(v) for v in values.values()):
                     bad = [k for k, v in values.items() if not math.isfinite(v)]
-                    warnings.warn(f"step {step}: non-finite loss {bad}; lower train.lr or use train.amp=off",
-                                  stacklevel=1)
+                    warnings.warn(
+                        f"step {step}: non-finite loss {bad}; lower train.lr or use train.amp=off",
+                        stacklevel=1,
+                    )
                 if stats is not None:
                     stats.write(record)
                 if progress is not None:
-                    progress.set_postfix({"img/s": f"{ips:.1f}", **{k: f"{v:.3f}" for k, v in values.items()}},
-                                         refresh=False)
+                    progress.set_postfix(
+                        {"img/s": f"{ips:.1f}", **{k: f"{v:.3f}" for k, v in values.items()}}, refresh=False
+                    )
                 window, window_steps, t_window = {}, 0, now
             if progress is not None:
                 progress.update(1)
@@ -409,12 +454,15 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
         progress.close()
     if stop.signum is not None and trainer.step < trainer.end_step:
         if is_main:
-            print(f"stopped at step {trainer.step} ({trainer.step - session_start_step} this session); "
-                  f"checkpoint saved in {ckpt_dir}; run the same command to resume", flush=True)
+            print(
+                f"stopped at step {trainer.step} ({trainer.step - session_start_step} this session); "
+                f"checkpoint saved in {ckpt_dir}; run the same command to resume",
+                flush=True,
+            )
         D.cleanup()
         raise SystemExit(128 + stop.signum)
     if is_main and t.export_at_end:
         gens = {name: trainer.method.nets[name].state_dict() for name in trainer.method.exported}
-        export_generators(run_dir / "export", cfg.to_dict(), gens, method=cfg.method)
+        export_generators(run_dir / "export", cfg.to_dict(), gens, method=cfg.method, step=trainer.step)
     D.cleanup()
     return trainer

@@ -1,0 +1,1 @@
+"""Training: the loop, checkpoints, distributed helpers, logging and progress reports."""

@@ -1,0 +1,204 @@
+"""Training end to end on tiny nets: resume equivalence, interruption, run folder, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_overrides
+
+from pixtrans import PixtransError
+from pixtrans.config import load_config
+from pixtrans.training.checkpoint import list_checkpoints, load_latest
+from pixtrans.training.loop import fit, lr_factor
+
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+
+
+def final_state(run_dir: Path) -> dict:
+    _, state = load_latest(run_dir / "checkpoints")
+    return state
+
+
+def assert_same_training_state(a: dict, b: dict):
+    assert a["step"] == b["step"]
+    for net in a["nets"]:
+        for k, v in a["nets"][net].items():
+            assert torch.equal(v, b["nets"][net][k]), f"{net}.{k} differs"
+    for phase in a["optimizers"]:
+        sa, sb = a["optimizers"][phase]["state"], b["optimizers"][phase]["state"]
+        for pid in sa:
+            for k in sa[pid]:
+                assert torch.equal(sa[pid][k], sb[pid][k]), f"optimizer {phase} {pid} {k} differs"
+
+
+def test_lr_schedule_matches_official_lambda():
+    # 2 constant epochs, 2 decay epochs, 10 steps per epoch
+    f = [lr_factor(s, 10, 2, 2) for s in (0, 19, 20, 30, 39)]
+    assert f == [1.0, 1.0, 1 - 1 / 3, 1 - 2 / 3, 1 - 2 / 3]
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, synth_root):
+    full = tmp_path / "full"
+    fit(load_config("pix2pix/demo", tiny_overrides(full, synth_root, **{"train.max_steps": 16})))
+    part = tmp_path / "part"
+    fit(load_config("pix2pix/demo", tiny_overrides(part, synth_root, **{"train.max_steps": 8})))
+    assert final_state(part)["step"] == 8
+    fit(load_config("pix2pix/demo", tiny_overrides(part, synth_root, **{"train.max_steps": 16})))
+    assert_same_training_state(final_state(full), final_state(part))
+    # stats from both sessions form one history without duplicates
+    steps = [json.loads(line)["step"] for line in (part / "stats.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 16
+
+
+def test_run_folder_contents(tmp_path, synth_root):
+    run = tmp_path / "run"
+    fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 10})))
+    for name in (
+        "config.yaml",
+        "stats.jsonl",
+        "index.html",
+        "losses.png",
+        "export/config.json",
+        "export/G.safetensors",
+        "samples/step_000000010.png",
+    ):
+        assert (run / name).is_file(), name
+    rec = json.loads((run / "stats.jsonl").read_text().splitlines()[-1])
+    assert {"step", "lr", "images_per_s", "G/gan", "G/l1", "D/real", "D/fake"} <= set(rec)
+    assert len(list_checkpoints(run / "checkpoints")) <= 3
+    html = (run / "index.html").read_text()
+    assert "samples/step_000000010.png" in html and "G/l1" in html
+
+
+def test_resume_refuses_a_changed_setting(tmp_path, synth_root):
+    run = tmp_path / "run"
+    fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 2})))
+    cfg = load_config(
+        "pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 4, "train.lr": 0.1})
+    )
+    with pytest.raises(PixtransError, match="train.lr"):
+        fit(cfg)
+    assert final_state(run)["step"] == 2  # nothing lost
+
+
+@pytest.mark.parametrize("gan_mode", ["lsgan", "hinge", "wgan-gp"])
+def test_other_gan_objectives_train(tmp_path, synth_root, gan_mode):
+    run = tmp_path / gan_mode
+    trainer = fit(
+        load_config(
+            "pix2pix/demo",
+            tiny_overrides(
+                run,
+                synth_root,
+                **{"train.max_steps": 2, "loss.gan_mode": gan_mode, "train.export_at_end": "false"},
+            ),
+        )
+    )
+    rec = json.loads((run / "stats.jsonl").read_text().splitlines()[-1])
+    assert trainer.step == 2 and all(map(lambda v: v == v, rec.values()))
+    if gan_mode == "wgan-gp":
+        assert rec["D/gp"] > 0
+
+
+def cli(*args, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "pixtrans.cli", *args],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
+
+
+def wait_for_checkpoint(run: Path, proc, timeout=60):
+    t0 = time.time()
+    while not list_checkpoints(run / "checkpoints"):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 128 + 15), (signal.SIGINT, 128 + 2)])
+def test_signal_checkpoints_and_the_same_command_resumes(tmp_path, synth_root, sig, code):
+    run = tmp_path / "run"
+    args = ["train", "pix2pix/demo", *tiny_overrides(run, synth_root, **{"train.max_steps": 400})]
+    proc = cli(*args)
+    wait_for_checkpoint(run, proc)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == code, out
+    assert "run the same command to resume" in out
+    stopped = final_state(run)["step"]
+    assert 4 <= stopped < 400
+    proc = cli(*args[:-1], "train.max_steps=" + str(stopped + 3))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and f"from step_{stopped:09d}.pt" in out, out
+
+
+def test_kill_9_at_random_moments_never_breaks_resume(tmp_path, synth_root):
+    """kill -9 during start-up, training and checkpoint writes; the run still finishes, identical."""
+    steps = 24
+    ref = tmp_path / "ref"
+    fit(load_config("pix2pix/demo", tiny_overrides(ref, synth_root, **{"train.max_steps": steps})))
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "pix2pix/demo",
+        *tiny_overrides(
+            run,
+            synth_root,
+            **{"train.max_steps": steps, "train.checkpoint_every": 1, "train.report_every": 1},
+        ),
+    ]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        proc = cli(*args)
+        time.sleep(1.0 + 3.0 * torch.rand((), generator=gen).item())
+        proc.kill()
+        proc.wait()
+    proc = cli(*args)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    assert_same_training_state(final_state(ref), final_state(run))
+
+
+def test_torchrun_two_process_gloo_matches_one_process_double_batch(tmp_path, synth_root):
+    """2 processes x batch 1 average gradients to exactly what 1 process x batch 2 computes
+    (no batch norm, no dropout: the per-sample losses are independent)."""
+    extra = {
+        "train.max_steps": 4,
+        "train.export_at_end": "false",
+        "model.G": "{name: unet, num_downs: 4, ngf: 4, norm: none, dropout: false}",
+        "model.D": "{name: patchgan, ndf: 4, n_layers: 2, norm: none}",
+    }
+    ddp = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "pixtrans.cli",
+        "train",
+        "pix2pix/demo",
+        *tiny_overrides(ddp, synth_root, **extra, **{"train.batch_size": 1}),
+    ]
+    res = subprocess.run(
+        cmd, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    single = tmp_path / "single"
+    fit(load_config("pix2pix/demo", tiny_overrides(single, synth_root, **extra, **{"train.batch_size": 2})))
+    a, b = final_state(ddp), final_state(single)
+    assert a["step"] == b["step"] == 4
+    for net in ("G", "D"):
+        for k, v in a["nets"][net].items():
+            torch.testing.assert_close(v, b["nets"][net][k], rtol=1e-4, atol=1e-5, msg=f"{net}.{k}")
