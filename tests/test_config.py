@@ -14,7 +14,9 @@ def test_facades_preset_has_paper_settings():
 
 
 def test_overrides_are_typed_and_nested():
-    cfg = load_config("pix2pix/facades", ["train.batch_size=4", "model.G.ngf=32", "train.lr=1e-3", "data.flip=false"])
+    cfg = load_config(
+        "pix2pix/facades", ["train.batch_size=4", "model.G.ngf=32", "train.lr=1e-3", "data.flip=false"]
+    )
     assert cfg.train.batch_size == 4 and cfg.model.G["ngf"] == 32 and cfg.model.G["num_downs"] == 8
     assert cfg.train.lr == 1e-3 and cfg.data.flip is False
 

@@ -1,11 +1,11 @@
 """Command line: thin subcommands over the library.
 
-    pixtrans train [CONFIG] [key=value ...]      train or resume (same command resumes)
-    pixtrans translate MODEL INPUT OUTPUT         translate a file or a folder
-    pixtrans export RUN [OUT]                     generator weights + config.json
-    pixtrans convert CHECKPOINT OUT               official pix2pix checkpoint -> our export
-    pixtrans bench [CONFIG] [key=value ...]       step/inference time vs the machine's FLOP floor
-    pixtrans presets                              list the built-in configs
+pixtrans train [CONFIG] [key=value ...]      train or resume (same command resumes)
+pixtrans translate MODEL INPUT OUTPUT         translate a file or a folder
+pixtrans export RUN [OUT]                     generator weights + config.json
+pixtrans convert CHECKPOINT OUT               official pix2pix checkpoint -> our export
+pixtrans bench [CONFIG] [key=value ...]       step/inference time vs the machine's FLOP floor
+pixtrans presets                              list the built-in configs
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def _split_overrides(items: list[str]) -> tuple[str | None, list[str]]:
         elif preset is None:
             preset = item
         else:
-            raise PixtransError(f"unexpected argument '{item}': give one config file, then key=value overrides")
+            raise PixtransError(
+                f"unexpected argument '{item}': give one config file, then key=value overrides"
+            )
     return preset, overrides
 
 
@@ -58,7 +60,12 @@ def cmd_translate(args) -> int:
 
     translator = Translator.from_pretrained(args.model, device=args.device)
     n = translate_paths(
-        translator, Path(args.input), Path(args.output), batch_size=args.batch_size, mode=args.mode, seed=args.seed
+        translator,
+        Path(args.input),
+        Path(args.output),
+        batch_size=args.batch_size,
+        mode=args.mode,
+        seed=args.seed,
     )
     print(f"wrote {n} image(s) to {args.output}")
     return 0
@@ -102,15 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train or resume a run (run the same command again to resume)")
-    p.add_argument("config", nargs="*", help=f"preset or YAML file (default {DEFAULT_PRESET}), then key=value overrides")
+    p.add_argument(
+        "config", nargs="*", help=f"preset or YAML file (default {DEFAULT_PRESET}), then key=value overrides"
+    )
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("translate", help="translate an image or a folder with a run, export or checkpoint")
     p.add_argument("model", help="export folder, run folder or checkpoint file")
     p.add_argument("input", help="image file or folder")
     p.add_argument("output", help="output file or folder")
-    p.add_argument("--mode", choices=["paper", "eval"], default="paper",
-                   help="paper: dropout on and per-image batch statistics, as pix2pix tests; eval: deterministic")
+    p.add_argument(
+        "--mode",
+        choices=["paper", "eval"],
+        default="paper",
+        help="paper: dropout on and per-image batch statistics, as pix2pix tests; eval: deterministic",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for dropout noise in paper mode")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--device", default="cpu")
@@ -121,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", nargs="?", help="output folder (default RUN/export)")
     p.set_defaults(fn=cmd_export)
 
-    p = sub.add_parser("convert", help="convert an official pytorch-CycleGAN-and-pix2pix checkpoint to an export")
+    p = sub.add_parser(
+        "convert", help="convert an official pytorch-CycleGAN-and-pix2pix checkpoint to an export"
+    )
     p.add_argument("checkpoint")
     p.add_argument("out")
     p.add_argument("--kind", default="auto")

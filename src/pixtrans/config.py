@@ -218,7 +218,7 @@ def load_yaml(path: Path) -> dict:
         raise PixtransError(f"config file '{path}' must hold a mapping of settings")
     base = data.pop("base", None)
     if base is not None:
-        parent = resolve_preset(str((path.parent / base))) if (path.parent / base).is_file() else None
+        parent = resolve_preset(str(path.parent / base)) if (path.parent / base).is_file() else None
         parent = parent or resolve_preset(base)
         merged = load_yaml(parent)
         _deep_update(merged, data)
@@ -255,8 +255,12 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple = ()) ->
 def validate(cfg: Config) -> None:
     """Cross-field checks that a single field's type cannot express."""
     d, t = cfg.data, cfg.train
-    for key, val in (("data.input_nc", d.input_nc), ("data.output_nc", d.output_nc),
-                     ("train.batch_size", t.batch_size), ("train.keep_checkpoints", t.keep_checkpoints)):
+    for key, val in (
+        ("data.input_nc", d.input_nc),
+        ("data.output_nc", d.output_nc),
+        ("train.batch_size", t.batch_size),
+        ("train.keep_checkpoints", t.keep_checkpoints),
+    ):
         if val < 1:
             raise PixtransError(f"config key '{key}' must be >= 1, got {val}")
     if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.crop_size > d.load_size:
