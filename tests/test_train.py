@@ -202,3 +202,20 @@ def test_torchrun_two_process_gloo_matches_one_process_double_batch(tmp_path, sy
     for net in ("G", "D"):
         for k, v in a["nets"][net].items():
             torch.testing.assert_close(v, b["nets"][net][k], rtol=1e-4, atol=1e-5, msg=f"{net}.{k}")
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path, synth_root):
+    run = tmp_path / "bf16"
+    fit(
+        load_config(
+            "pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 2, "train.amp": "bf16"})
+        )
+    )
+    rec = json.loads((run / "stats.jsonl").read_text().splitlines()[-1])
+    assert all(v == v for v in rec.values())  # finite losses, no NaN
+
+
+def test_fp16_without_cuda_is_a_clear_error(tmp_path, synth_root):
+    cfg = load_config("pix2pix/demo", tiny_overrides(tmp_path / "r", synth_root, **{"train.amp": "fp16"}))
+    with pytest.raises(PixtransError, match="train.amp"):
+        fit(cfg)

@@ -56,18 +56,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_translate(args) -> int:
-    from pixtrans.inference.translator import Translator, translate_paths
+    from pixtrans.data.io import is_image_file
+    from pixtrans.inference.translator import Translator
 
     translator = Translator.from_pretrained(args.model, device=args.device)
-    n = translate_paths(
-        translator,
-        Path(args.input),
-        Path(args.output),
-        batch_size=args.batch_size,
-        mode=args.mode,
-        seed=args.seed,
-    )
-    print(f"wrote {n} image(s) to {args.output}")
+    src, dst = Path(args.input), Path(args.output)
+    if src.is_file() and is_image_file(dst):
+        # one file to one named file
+        if dst.resolve() == src.resolve():
+            raise PixtransError(f"output '{dst}' is the input file; choose another output path")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        translator(src, mode=args.mode, seed=args.seed).save(dst)
+        print(f"wrote {dst}")
+        return 0
+    written = translator.translate_paths(src, dst, batch_size=args.batch_size, mode=args.mode, seed=args.seed)
+    print(f"wrote {len(written)} image(s) to {dst}")
     return 0
 
 
