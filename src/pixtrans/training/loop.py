@@ -81,7 +81,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: str | Path | None = None):
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, dataset=None):
         self.cfg = cfg
         self.run_dir = Path(run_dir or cfg.run_dir)
         t = cfg.train
@@ -95,7 +95,8 @@ class Trainer:
         torch.backends.cudnn.benchmark = not t.deterministic
 
         # --- data ----------------------------------------------------------------------------
-        self.dataset = build_dataset(cfg, cfg.data.train_split, run_dir=self.run_dir)
+        # `dataset` lets benchmarks and tests train on in-memory tensors
+        self.dataset = dataset if dataset is not None else build_dataset(cfg, cfg.data.train_split, self.run_dir)
         self.sampler = StepBatchSampler(
             len(self.dataset), t.batch_size, cfg.seed, rank=self.dist.rank, world_size=self.dist.world_size
         )
@@ -211,7 +212,11 @@ class Trainer:
         for phase, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][phase])
         self.scaler.load_state_dict(state["scaler"])
-        self.method.load_extra_state(state.get("method_state", {}))
+        per_rank = state.get("method_state_ranks")
+        if per_rank is not None and len(per_rank) == self.dist.world_size:
+            self.method.load_extra_state(per_rank[self.dist.rank])
+        else:
+            self.method.load_extra_state(state.get("method_state", {}))
         saved = state["data"]
         if saved["steps_per_epoch"] != self.steps_per_epoch:
             warnings.warn(
@@ -333,7 +338,8 @@ def _sample_batch(trainer: Trainer, n: int = 4) -> dict[str, Any]:
         except PixtransError:
             dataset = trainer.dataset
     items = [dataset[i] for i in range(min(n, len(dataset)))]
-    batch = torch.utils.data.default_collate([{k: v for k, v in it.items() if k != "path"} for it in items])
+    tensors = [{k: v for k, v in it.items() if isinstance(v, torch.Tensor)} for it in items]
+    batch = torch.utils.data.default_collate(tensors)
     return trainer.to_device(batch)
 
 
@@ -377,8 +383,16 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
         )
 
     def checkpoint():
+        # collective: per-process method state (e.g. each rank's image pools) goes to rank 0
+        ranks_state = None
+        if trainer.dist.enabled:
+            ranks_state = [None] * trainer.dist.world_size
+            torch.distributed.all_gather_object(ranks_state, trainer.method.extra_state())
         if is_main:
-            save_checkpoint(ckpt_dir, trainer.step, trainer.state_dict(), keep=t.keep_checkpoints)
+            state = trainer.state_dict()
+            if ranks_state is not None:
+                state["method_state_ranks"] = ranks_state
+            save_checkpoint(ckpt_dir, trainer.step, state, keep=t.keep_checkpoints)
 
     def report(running: bool):
         if is_main:
@@ -438,11 +452,11 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
                 sample()
             # every rank must agree to stop at the same step (they exchange gradients)
             want_stop = stop.signum is not None
-            if trainer.dist.enabled:
-                flag = torch.tensor([float(want_stop)], device=trainer.device)
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                want_stop = bool(flag.item())
             timed = time.monotonic() - last_ckpt > t.checkpoint_minutes * 60
+            if trainer.dist.enabled:
+                flags = torch.tensor([float(want_stop), float(timed)], device=trainer.device)
+                torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+                want_stop, timed = bool(flags[0].item()), bool(flags[1].item())
             if step % t.checkpoint_every == 0 or done or want_stop or timed:
                 checkpoint()
                 last_ckpt = time.monotonic()
