@@ -59,7 +59,10 @@ def cmd_translate(args) -> int:
     from pixtrans.data.io import is_image_file
     from pixtrans.inference.translator import Translator
 
-    translator = Translator.from_pretrained(args.model, device=args.device)
+    generator = args.generator
+    if generator is None and args.direction is not None:
+        generator = {"ab": "G_ab", "ba": "G_ba"}[args.direction]
+    translator = Translator.from_pretrained(args.model, device=args.device, generator=generator)
     src, dst = Path(args.input), Path(args.output)
     if src.is_file() and is_image_file(dst):
         # one file to one named file
@@ -86,8 +89,11 @@ def cmd_export(args) -> int:
 def cmd_convert(args) -> int:
     from pixtrans.convert import convert_official
 
-    convert_official(Path(args.checkpoint), Path(args.out), kind=args.kind)
-    print(f"converted {args.checkpoint} -> {args.out}")
+    paths = [Path(c) for c in args.checkpoint]
+    convert_official(
+        paths[0] if len(paths) == 1 else paths, Path(args.out), kind=args.kind, direction=args.direction
+    )
+    print(f"converted {', '.join(args.checkpoint)} -> {args.out}")
     return 0
 
 
@@ -130,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for dropout noise in paper mode")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--direction",
+        choices=["ab", "ba"],
+        default=None,
+        help="for two-generator models (CycleGAN): ab uses G_ab, ba uses G_ba",
+    )
+    p.add_argument("--generator", default=None, help="pick a generator of the export by name")
     p.set_defaults(fn=cmd_translate)
 
     p = sub.add_parser("export", help="write generator weights (safetensors) + config.json from a run")
@@ -140,9 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "convert", help="convert an official pytorch-CycleGAN-and-pix2pix checkpoint to an export"
     )
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="+", help="*_net_G.pth, or *_net_G_A.pth *_net_G_B.pth (CycleGAN)")
     p.add_argument("out")
     p.add_argument("--kind", default="auto")
+    p.add_argument(
+        "--direction",
+        choices=["AtoB", "BtoA"],
+        default="AtoB",
+        help="direction the model was trained in (recorded in the export)",
+    )
     p.set_defaults(fn=cmd_convert)
 
     p = sub.add_parser("bench", help="time training steps and inference against this machine's FLOP floor")

@@ -23,7 +23,7 @@ PRESET_DIR = Path(__file__).parent / "configs"
 
 @dataclass
 class DataConfig:
-    dataset: str = "paired"  # registry name: paired | synthetic
+    dataset: str = "paired"  # registry name: paired | unpaired | synthetic
     root: str = ""  # dataset folder (paired) or cache folder (synthetic; empty = inside the run)
     layout: Literal["auto", "aligned", "folders"] = "auto"  # A|B in one file, or A/ and B/ folders
     direction: Literal["AtoB", "BtoA"] = "AtoB"
@@ -42,6 +42,8 @@ class DataConfig:
     cache: Literal["auto", "on", "off"] = "auto"  # keep decoded images in memory
     cache_max_gb: float = 4.0  # "auto" caches only when the decoded set fits under this
     bad_files: Literal["fail", "skip"] = "fail"  # policy for unreadable images, see docs/data.md
+    # unpaired only: pair image i of the input domain with image i of the other (else a random one)
+    serial_batches: bool = False
     # synthetic dataset only
     synthetic_size: int = 200
     synthetic_resolution: int = 64
@@ -65,6 +67,10 @@ class LossConfig:
     lambda_l1: float = 100.0
     lambda_gp: float = 10.0  # wgan-gp only
     d_loss_scale: float = 0.5  # the paper halves the D objective to slow D relative to G
+    # CycleGAN
+    lambda_cycle: float = 10.0  # weight of each cycle-consistency L1 term (A->B->A and B->A->B)
+    lambda_idt: float = 0.5  # identity L1 weight, relative to lambda_cycle (0 = off)
+    pool_size: int = 50  # history of fakes shown to each D (0 = only the newest)
 
 
 @dataclass

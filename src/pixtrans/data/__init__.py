@@ -1,4 +1,5 @@
-"""Datasets, image I/O and the preprocess transforms. Importing registers "paired" and "synthetic"."""
+"""Datasets, image I/O and the preprocess transforms. Importing registers "paired", "unpaired" and
+"synthetic"."""
 
 from pixtrans.data.io import (
     IMAGE_EXTENSIONS,
@@ -12,11 +13,13 @@ from pixtrans.data.io import (
 from pixtrans.data.paired import PairedDataset
 from pixtrans.data.synth import generate_synthetic_pairs, synthetic_dataset
 from pixtrans.data.transforms import PREPROCESS_MODES, apply_params, output_size, sample_params
+from pixtrans.data.unpaired import UnpairedDataset
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "PREPROCESS_MODES",
     "PairedDataset",
+    "UnpairedDataset",
     "apply_params",
     "dataset_kwargs",
     "generate_synthetic_pairs",
@@ -56,4 +59,6 @@ def dataset_kwargs(data, *, split: str) -> dict:
     )
     if data.dataset == "synthetic":
         kwargs.update(size=data.synthetic_size, resolution=data.synthetic_resolution)
+    if data.dataset == "unpaired":
+        kwargs.update(serial_batches=data.serial_batches)
     return kwargs

@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import operator
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +52,51 @@ class BadFile(PixtransError):
 def _choice(key: str, value, choices) -> None:
     if value not in choices:
         raise PixtransError(f"config key '{key}': {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def check_settings(
+    *,
+    root,
+    split: str,
+    direction: str,
+    input_nc: int,
+    output_nc: int,
+    preprocess: str,
+    load_size: int,
+    crop_size: int,
+    cache: str,
+    bad_files: str,
+    resample: str,
+) -> Path:
+    """Argument checks shared by the image-folder datasets; returns root as an existing Path."""
+    _choice("data.direction", direction, ("AtoB", "BtoA"))
+    _choice("data.cache", cache, ("auto", "on", "off"))
+    _choice("data.bad_files", bad_files, ("fail", "skip"))
+    _choice("resample", resample, resample_modes())
+    check_mode(preprocess)
+    for key, val in (
+        ("data.input_nc", input_nc),
+        ("data.output_nc", output_nc),
+        ("data.load_size", load_size),
+        ("data.crop_size", crop_size),
+    ):
+        if int(val) < 1:
+            raise PixtransError(f"config key '{key}' must be >= 1, got {val}")
+    if preprocess in ("resize_and_crop", "scale_width_and_crop"):
+        check_size(preprocess, (load_size, load_size), load_size, crop_size)  # crop must fit the resize
+    if not str(root):
+        raise PixtransError(
+            "config key 'data.root' is empty; set data.root to a dataset folder "
+            "(or use data.dataset=synthetic)"
+        )
+    if not split:
+        raise PixtransError("the split name is empty; set data.train_split / data.val_split")
+    root = Path(root)
+    if not root.is_dir():
+        raise PixtransError(
+            f"data.root '{root}' does not exist or is not a folder; set data.root to the dataset folder"
+        )
+    return root
 
 
 def list_images(folder: Path, expected: str) -> list[Path]:
@@ -124,6 +171,87 @@ def match_by_stem(dir_a: Path, dir_b: Path) -> list[tuple[str, str]]:
     return [(str(stems[0][s]), str(stems[1][s])) for s in sorted(stems[0])]
 
 
+def _nbytes(payload) -> int:
+    return sum(t.numel() * t.element_size() for t in payload)
+
+
+def decode_all(
+    n: int,
+    check_one: Callable[[int], tuple[str, Any]],
+    *,
+    cache: bool,
+    cache_mode: str,
+    cache_max_bytes: int,
+    num_threads: int,
+) -> tuple[list[tuple[int, BadFile]], dict[int, Any] | None, int]:
+    """Start-up check shared by the datasets: run `check_one(i)` for i in range(n) in threads.
+
+    check_one returns ("ok", decoded tensors or None) or ("bad", BadFile) and raises
+    PixtransError for problems that are never skipped (layout, sizes). Results are taken in index
+    order, so the first error reported is the first in sorted order. Returns (bad items,
+    cache {i: tensors} or None when disabled or over the `auto` budget, cached bytes).
+    """
+    bad: list[tuple[int, BadFile]] = []
+    keep: dict[int, Any] | None = {} if cache else None
+    total = 0
+    pool = ThreadPoolExecutor(max_workers=max(1, min(num_threads, n)))
+    try:
+        for i, (status, payload) in enumerate(pool.map(check_one, range(n))):
+            if status == "bad":
+                bad.append((i, payload))
+            elif payload is not None and keep is not None:
+                nbytes = _nbytes(payload)
+                if cache_mode == "auto" and total + nbytes > cache_max_bytes:
+                    # too big for memory: decode from disk every time instead
+                    keep, total = None, 0
+                    continue
+                keep[i] = payload
+                total += nbytes
+    finally:
+        # a layout error stops at the first bad item in sorted order without decoding the rest
+        pool.shutdown(wait=True, cancel_futures=True)
+    return bad, keep, total
+
+
+def drop_unreadable(
+    items: list,
+    bad: list[tuple[int, BadFile]],
+    keep: dict[int, Any] | None,
+    *,
+    policy: str,
+    folder: str,
+    what: str,
+) -> tuple[list, dict[int, Any] | None, list[str]]:
+    """Apply data.bad_files to the unreadable `bad` items of `items` (what: "pairs", "images").
+
+    "fail" raises one line naming the first bad file; "skip" warns once and returns the kept
+    items, the cache re-indexed to them, and the dropped paths.
+    """
+    if not bad:
+        return items, keep, []
+    n = len(items)
+    if policy == "fail":
+        raise PixtransError(
+            f"{bad[0][1]} ({len(bad)} of {n} {what} in '{folder}' have unreadable files); "
+            "fix or remove them, or set data.bad_files=skip"
+        )
+    bad_idx = {i for i, _ in bad}
+    dropped = [e.path for _, e in bad]
+    names = [os.path.basename(p) for p in dropped]
+    log.warning(
+        f"skipping {len(bad)} unreadable file(s) of {n} in '{folder}' "
+        f"(data.bad_files=skip): {_first(names, 5)}"
+    )
+    kept_old = [i for i in range(n) if i not in bad_idx]
+    new_index = {old_i: new_i for new_i, old_i in enumerate(kept_old)}
+    if keep is not None:
+        keep = {new_index[i]: v for i, v in keep.items()}
+    kept = [items[i] for i in kept_old]
+    if not kept:
+        raise PixtransError(f"every image in '{folder}' is unreadable; first: {bad[0][1]}")
+    return kept, keep, dropped
+
+
 @DATASETS.register("paired")
 class PairedDataset(torch.utils.data.Dataset):
     """Aligned image pairs -> {"real_a", "real_b", "path", "index"} with real_a the network input.
@@ -155,34 +283,19 @@ class PairedDataset(torch.utils.data.Dataset):
         num_threads: int = 0,  # start-up validation threads; 0 = min(8, cpu count)
     ):
         _choice("data.layout", layout, ("auto", "aligned", "folders"))
-        _choice("data.direction", direction, ("AtoB", "BtoA"))
-        _choice("data.cache", cache, ("auto", "on", "off"))
-        _choice("data.bad_files", bad_files, ("fail", "skip"))
-        _choice("resample", resample, resample_modes())
-        check_mode(preprocess)
-        for key, val in (
-            ("data.input_nc", input_nc),
-            ("data.output_nc", output_nc),
-            ("data.load_size", load_size),
-            ("data.crop_size", crop_size),
-        ):
-            if int(val) < 1:
-                raise PixtransError(f"config key '{key}' must be >= 1, got {val}")
-        if preprocess in ("resize_and_crop", "scale_width_and_crop"):
-            check_size(preprocess, (load_size, load_size), load_size, crop_size)  # crop must fit the resize
-        if not str(root):
-            raise PixtransError(
-                "config key 'data.root' is empty; set data.root to a dataset folder "
-                "(or use data.dataset=synthetic)"
-            )
-        if not split:
-            raise PixtransError("the split name is empty; set data.train_split / data.val_split")
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise PixtransError(
-                f"data.root '{self.root}' does not exist or is not a folder; "
-                "set data.root to the dataset folder"
-            )
+        self.root = check_settings(
+            root=root,
+            split=split,
+            direction=direction,
+            input_nc=input_nc,
+            output_nc=output_nc,
+            preprocess=preprocess,
+            load_size=load_size,
+            crop_size=crop_size,
+            cache=cache,
+            bad_files=bad_files,
+            resample=resample,
+        )
         self.split, self.direction = split, direction
         self.input_nc, self.output_nc = int(input_nc), int(output_nc)
         self.preprocess, self.load_size, self.crop_size, self.flip = preprocess, load_size, crop_size, flip
@@ -258,46 +371,18 @@ class PairedDataset(torch.utils.data.Dataset):
 
     def _validate(self, num_threads: int) -> None:
         """Decode every pair once so bad data stops the run now, not hours in; fill the cache."""
-        n = len(self.samples)
-        bad: list[tuple[int, BadFile]] = []
-        keep: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        pool = ThreadPoolExecutor(max_workers=max(1, min(num_threads, n)))
-        try:
-            for i, (status, payload) in enumerate(pool.map(self._validate_one, range(n))):
-                if status == "bad":
-                    bad.append((i, payload))
-                elif payload is not None and self._cache is not None:
-                    nbytes = sum(t.numel() * t.element_size() for t in payload)
-                    if self.cache_mode == "auto" and self.cache_bytes + nbytes > self.cache_max_bytes:
-                        # too big for memory: decode from disk every time instead
-                        self._cache, keep, self.cache_bytes = None, {}, 0
-                        continue
-                    keep[i] = payload
-                    self.cache_bytes += nbytes
-        finally:
-            # a layout error stops at the first bad pair in sorted order without decoding the rest
-            pool.shutdown(wait=True, cancel_futures=True)
-        if bad:
-            if self.bad_files == "fail":
-                raise PixtransError(
-                    f"{bad[0][1]} ({len(bad)} of {n} pairs in '{self.folder}' have unreadable files); "
-                    "fix or remove them, or set data.bad_files=skip"
-                )
-            bad_idx = {i for i, _ in bad}
-            self.dropped = [e.path for _, e in bad]
-            names = [os.path.basename(p) for p in self.dropped]
-            log.warning(
-                f"skipping {len(bad)} unreadable file(s) of {n} in '{self.folder}' "
-                f"(data.bad_files=skip): {_first(names, 5)}"
-            )
-            old = self.samples
-            self.samples = [s for i, s in enumerate(old) if i not in bad_idx]
-            new_index = {old_i: new_i for new_i, old_i in enumerate(i for i in range(n) if i not in bad_idx)}
-            keep = {new_index[i]: v for i, v in keep.items()}
-            if not self.samples:
-                raise PixtransError(f"every image in '{self.folder}' is unreadable; first: {bad[0][1]}")
-        if self._cache is not None:
-            self._cache = keep
+        bad, keep, self.cache_bytes = decode_all(
+            len(self.samples),
+            self._validate_one,
+            cache=self._cache is not None,
+            cache_mode=self.cache_mode,
+            cache_max_bytes=self.cache_max_bytes,
+            num_threads=num_threads,
+        )
+        self.samples, keep, self.dropped = drop_unreadable(
+            self.samples, bad, keep, policy=self.bad_files, folder=self.folder, what="pairs"
+        )
+        self._cache = keep
 
     # ------------------------------------------------------------------------------------------
     # Item access
