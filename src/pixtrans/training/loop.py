@@ -96,7 +96,9 @@ class Trainer:
 
         # --- data ----------------------------------------------------------------------------
         # `dataset` lets benchmarks and tests train on in-memory tensors
-        self.dataset = dataset if dataset is not None else build_dataset(cfg, cfg.data.train_split, self.run_dir)
+        self.dataset = (
+            dataset if dataset is not None else build_dataset(cfg, cfg.data.train_split, self.run_dir)
+        )
         self.sampler = StepBatchSampler(
             len(self.dataset), t.batch_size, cfg.seed, rank=self.dist.rank, world_size=self.dist.world_size
         )
