@@ -486,3 +486,61 @@ def test_convert_reference_resnet9(tmp_path):
         "padding_type": "reflect",
     }
     torch.testing.assert_close(Translator.from_pretrained(out)(x, mode="eval"), y_ref, rtol=RTOL, atol=ATOL)
+
+
+def test_torchrun_two_processes_keep_their_own_pools_and_resume(tmp_path, unpaired_root):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+        "OMP_NUM_THREADS": "1",
+    }
+    run = tmp_path / "ddp"
+
+    def torchrun(steps):
+        over = tiny_cyclegan(run, unpaired_root, **{"train.batch_size": 1, "train.max_steps": steps})
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "pixtrans.cli",
+            "train",
+            "cyclegan/summer2winter",
+            *over,
+        ]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        return res
+
+    torchrun(2)
+    _, state = load_latest(run / "checkpoints")
+    ranks = state["method_state_ranks"]
+    assert len(ranks) == 2
+    # each process filled its own pool from its own shard of the data
+    imgs0, imgs1 = ranks[0]["pool_a"]["images"], ranks[1]["pool_a"]["images"]
+    assert len(imgs0) == len(imgs1) == 2 and not torch.equal(imgs0[0], imgs1[0])
+    res = torchrun(4)
+    assert "from step_000000002.pt" in res.stdout
+    _, state = load_latest(run / "checkpoints")
+    assert state["step"] == 4
+
+
+def test_translate_both_directions_from_the_command_line(full_run, tmp_path):
+    from PIL import Image
+
+    from pixtrans.cli import main
+
+    run, _ = full_run
+    Image.new("RGB", (21, 13), (30, 160, 40)).save(tmp_path / "x.png")
+    for direction in ("ab", "ba"):
+        out = tmp_path / f"{direction}.png"
+        assert main(["translate", str(run), str(tmp_path / "x.png"), str(out), "--direction", direction]) == 0
+        assert Image.open(out).size == (21, 13)
+    a, b = (np.asarray(Image.open(tmp_path / f"{d}.png")) for d in ("ab", "ba"))
+    assert not np.array_equal(a, b)
