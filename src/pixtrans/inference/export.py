@@ -31,6 +31,7 @@ from torch import nn
 
 import pixtrans
 from pixtrans import PixtransError
+from pixtrans.fsutil import atomic_write_text, atomic_write_with, fsync_dir
 
 FORMAT = "pixtrans-export"
 FORMAT_VERSION = 1
@@ -136,37 +137,8 @@ def _check_matches(
 # Writing
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = _tmp_name(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    tmp = _tmp_name(path)
-    save_file(tensors, str(tmp), metadata=metadata)
-    _fsync_file(tmp)
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), sync_dir=False)
 
 
 def export_generators(
@@ -234,13 +206,13 @@ def export_generators(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONFIG_NAME).unlink(missing_ok=True)  # the folder is "incomplete" from here on
-    _fsync_dir(out_dir)
+    fsync_dir(out_dir)
     for name, state in tensors.items():
         meta = {"format": "pt", "pixtrans_format": FORMAT, "generator": name}
         _atomic_save_safetensors(out_dir / entries[name]["file"], state, meta)
-    _fsync_dir(out_dir)
-    _atomic_write_text(out_dir / CONFIG_NAME, json.dumps(info, indent=1) + "\n")
-    _fsync_dir(out_dir)
+    fsync_dir(out_dir)
+    atomic_write_text(out_dir / CONFIG_NAME, json.dumps(info, indent=1) + "\n")
+    fsync_dir(out_dir)
     return out_dir
 
 

@@ -9,7 +9,6 @@ from the newest file back and skips any that do not load.
 from __future__ import annotations
 
 import io
-import os
 import re
 import warnings
 from pathlib import Path
@@ -17,26 +16,9 @@ from typing import Any
 
 import torch
 
+from pixtrans.fsutil import atomic_write_bytes
+
 NAME = re.compile(r"^step_(\d{9})\.pt$")
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:

@@ -25,11 +25,12 @@ import yaml
 from pixtrans import PixtransError
 from pixtrans.config import Config, from_dict, save_config
 from pixtrans.data.sampler import StepBatchSampler, _mix
+from pixtrans.fsutil import atomic_write_bytes
 from pixtrans.methods import Method
 from pixtrans.registry import METHODS
 from pixtrans.training import dist as D
 from pixtrans.training.builders import build_dataset
-from pixtrans.training.checkpoint import atomic_write_bytes, load_latest, save_checkpoint
+from pixtrans.training.checkpoint import load_latest, save_checkpoint
 
 # settings that may change between sessions of one run without changing what it computes
 RESUMABLE_CHANGES = {

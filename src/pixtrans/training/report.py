@@ -19,12 +19,13 @@ import json
 import math
 import os
 import re
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from pixtrans.fsutil import atomic_write_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -43,18 +44,8 @@ _FIRST_NAMESPACES = ("G", "D")  # shown first, then the others in order of first
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # open() (not mkstemp) so the file gets the usual umask permissions, readable by a web server
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # report files are rebuilt often and cheap to redo: atomic, but no folder fsync
+    atomic_write_bytes(path, data, sync_dir=False)
 
 
 # ----------------------------------------------------------------------------------------------
