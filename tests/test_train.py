@@ -219,3 +219,9 @@ def test_fp16_without_cuda_is_a_clear_error(tmp_path, synth_root):
     cfg = load_config("pix2pix/demo", tiny_overrides(tmp_path / "r", synth_root, **{"train.amp": "fp16"}))
     with pytest.raises(PixtransError, match="train.amp"):
         fit(cfg)
+
+
+def test_crop_that_the_unet_cannot_take_is_a_clear_error(tmp_path, synth_root):
+    cfg = load_config("pix2pix/demo", tiny_overrides(tmp_path / "r", synth_root, **{"data.crop_size": 12}))
+    with pytest.raises(PixtransError, match="data.crop_size.*multiple of 16"):
+        fit(cfg)

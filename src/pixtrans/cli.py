@@ -46,7 +46,10 @@ def _load(items: list[str]):
 
 
 def cmd_train(args) -> int:
+    from pixtrans.bench import tune_malloc
     from pixtrans.training.loop import fit
+
+    tune_malloc()  # large per-step buffers stay on the heap: ~13% faster CPU steps (see bench.py)
 
     cfg = _load(args.config)
     trainer = fit(cfg)
@@ -98,10 +101,13 @@ def cmd_convert(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from pixtrans.bench import run_bench
+    from pixtrans.bench import run_bench, tune_malloc
 
+    tune_malloc()
     cfg = _load(args.config)
-    run_bench(cfg, steps=args.steps, warmup=args.warmup, json_path=args.json)
+    run_bench(
+        cfg, steps=args.steps, warmup=args.warmup, json_path=args.json, floor_seconds=args.floor_seconds
+    )
     return 0
 
 
@@ -169,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--floor-seconds", type=float, default=6.0, help="time spent measuring conv throughput")
     p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser("presets", help="list built-in configs")

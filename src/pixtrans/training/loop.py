@@ -113,8 +113,11 @@ class Trainer:
         self.method: Method = method_cls.from_config(cfg, cfg.data.input_nc, cfg.data.output_nc).to(
             self.device
         )
+        self._check_sizes()
+        # channels_last suits cuDNN; on the CPU it is slower here (oneDNN re-lays out the large
+        # ConvTranspose weights on every call, measured in bench.py), so "auto" keeps NCHW there
         self.channels_last = t.channels_last == "on" or (
-            t.channels_last == "auto" and self.device.type == "cpu"
+            t.channels_last == "auto" and self.device.type == "cuda"
         )
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
@@ -135,6 +138,19 @@ class Trainer:
         self.amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[amp]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.step = 0
+
+    def _check_sizes(self) -> None:
+        """Fail before training when fixed-size crops cannot pass through the generators."""
+        d = self.cfg.data
+        if d.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
+            return
+        for name in self.method.exported:
+            multiple = getattr(self.method.nets[name], "size_multiple", 1)
+            if d.crop_size % multiple:
+                raise PixtransError(
+                    f"config key 'data.crop_size' ({d.crop_size}) must be a multiple of {multiple} for "
+                    f"generator {name} ({self.cfg.model.G}); change data.crop_size or the generator depth"
+                )
 
     # ------------------------------------------------------------------------------------------
     def phase_params(self, phase: str) -> list[torch.nn.Parameter]:

@@ -1,0 +1,133 @@
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from pixtrans import bench
+
+
+def test_conv_flops_match_formula():
+    conv = nn.Conv2d(3, 8, 4, stride=2, padding=1, bias=False)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        n = bench.count_flops(lambda: conv(x))
+    # 2 * Cin * Cout * k * k * Hout * Wout
+    assert n == 2 * 3 * 8 * 4 * 4 * 8 * 8
+    assert n == bench.conv2d_flops(3, 8, 4, 8, 8)
+
+
+def test_conv_backward_flops_are_counted():
+    conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
+    fwd = 2 * 4 * 4 * 9 * 8 * 8
+    n = bench.count_flops(lambda: conv(x).sum().backward())
+    assert n == 3 * fwd  # forward + grad-input + grad-weight
+
+
+def test_convshape_flops():
+    s = bench.ConvShape(2, 16, 10, 10, 32, 3, 1, 1)
+    assert s.out_hw() == (10, 10)
+    assert s.flops() == 2 * 2 * 16 * 32 * 9 * 100
+
+
+def test_throughput_positive_and_details():
+    shapes = [bench.ConvShape(1, 8, 16, 16, 8, 3, 1, 1), bench.ConvShape(1, 8, 16, 16, 16, 4, 2, 1)]
+    tp, details = bench.measure_conv_throughput("cpu", seconds=0.05, shapes=shapes, return_details=True)
+    assert tp > 0 and math.isfinite(tp)
+    assert len(details) == 4  # 2 shapes x 2 memory formats
+    assert tp == max(d["flops_per_s"] for d in details)
+    tp2 = bench.measure_conv_throughput(
+        "cpu", seconds=0.01, shapes=shapes[:1], memory_formats=(torch.contiguous_format,)
+    )
+    assert tp2 > 0
+
+
+def test_time_fn_stats_and_validation():
+    calls = []
+    st = bench.time_fn(lambda: calls.append(1), warmup=2, iters=5)
+    assert st.n == 5 and len(calls) >= 7
+    assert st.min <= st.p10 <= st.median <= st.p90 <= st.max
+    assert "times" not in st.as_dict()
+    with pytest.raises(ValueError):
+        bench.time_fn(lambda: None, iters=0)
+
+
+def test_quantile():
+    xs = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert bench._quantile(xs, 0.5) == 3.0
+    assert bench._quantile(xs, 0.0) == 1.0 and bench._quantile(xs, 1.0) == 5.0
+    assert bench._quantile(xs, 0.1) == pytest.approx(1.4)
+
+
+def test_ratio_arithmetic():
+    st = bench.TimingStats(median=2.0, p10=1.5, p90=3.0, mean=2.0, min=1.0, max=4.0, n=3)
+    r = bench._result("train", st, flops=10**9, throughput=1e9, batch_size=4)
+    assert r["floor_s"] == pytest.approx(1.0)
+    assert r["ratio"] == pytest.approx(2.0)
+    assert r["images_per_s"] == pytest.approx(2.0)
+    assert r["gflop_per_step"] == pytest.approx(1.0)
+    assert r["achieved_gflops"] == pytest.approx(0.5)
+    r2 = bench._result("train", st, flops=None, throughput=None, batch_size=1)
+    assert r2["ratio"] is None and r2["floor_s"] is None
+
+
+def test_bench_training_and_inference_tiny():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1))
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    x = torch.randn(2, 3, 8, 8)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        net(x).square().mean().backward()
+        opt.step()
+
+    tp = 1e9
+    r = bench.bench_training(step, throughput=tp, batch_size=2, warmup=1, iters=3)
+    fwd = 2 * 2 * 64 * (3 * 4 * 9 + 4 * 3 * 9)
+    # backward: grad-weight of both convs + grad-input of the second only
+    assert r["flops_per_step"] == fwd + fwd + 2 * 2 * 64 * 4 * 3 * 9
+    assert r["ratio"] == pytest.approx(r["step_time_median_s"] / (r["flops_per_step"] / tp))
+    ri = bench.bench_inference(net, x, throughput=tp, warmup=1, iters=3)
+    assert ri["flops_per_step"] == fwd and ri["batch_size"] == 2
+    text = bench.format_report([r, ri], title="tiny")
+    assert "ratio" in text and "train" in text and "inference" in text
+    assert bench.format_report(r).count("\n") >= 2
+
+
+def test_tune_malloc_is_safe():
+    assert bench.tune_malloc() in (True, False)
+    torch.randn(1 << 20).sum()
+
+
+def test_bench_command_reports_ratio_for_a_config(tmp_path, capsys):
+    import json
+
+    from pixtrans.cli import main
+
+    out = tmp_path / "bench.json"
+    args = [
+        "bench",
+        "pix2pix/demo",
+        "model.G.ngf=4",
+        "model.D.ndf=4",
+        "data.crop_size=64",
+        "data.load_size=64",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--floor-seconds",
+        "0.3",
+        "--json",
+        str(out),
+    ]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "train step" in text and "ratio" in text
+    res = json.loads(out.read_text())
+    train = res["train_step"]
+    # the ratio is the median step time over the floor measured in the same run
+    floor = train["flops_per_step"] / (res["machine"]["conv_throughput_gflops"] * 1e9)
+    assert abs(train["ratio"] - train["step_time_median_s"] / floor) < 1e-6 * train["ratio"]
