@@ -15,10 +15,13 @@ from pixtrans import PixtransError
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
 
-def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:
+def init_weights(
+    net: nn.Module, init_type: str = "normal", gain: float = 0.02, zero_bias: bool = True
+) -> nn.Module:
     """Initialise `net` in place and return it.
 
-    Conv*/ConvTranspose*/Linear: weight from `init_type`, bias = 0.
+    Conv*/ConvTranspose*/Linear: weight from `init_type`, bias = 0 (zero_bias=False keeps
+    PyTorch's default bias init, as NVIDIA pix2pixHD's `weights_init` does).
       normal      N(0, gain)                        (pix2pix / CycleGAN default, gain 0.02)
       xavier      xavier_normal_(gain=gain)
       kaiming     kaiming_normal_(a=0, mode='fan_in')  (gain is ignored, as in the official code)
@@ -39,7 +42,7 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
                 nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
             else:
                 nn.init.orthogonal_(m.weight, gain=gain)
-            if m.bias is not None:
+            if m.bias is not None and zero_bias:
                 nn.init.constant_(m.bias, 0.0)
         elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, gain)
