@@ -47,6 +47,13 @@ class DataConfig:
     # synthetic dataset only
     synthetic_size: int = 200
     synthetic_resolution: int = 64
+    # labelmap dataset (pix2pixHD) only: classes of the label-id maps (0 = RGB images from
+    # {split}_A instead), an extra class for id 255 / un-annotated pixels, instance maps from
+    # {split}_inst (boundaries for G and D, regions for the encoder), precomputed {split}_feat maps
+    label_nc: int = 0
+    dontcare_label: bool = False
+    instance: bool = True
+    features: bool = False
 
 
 @dataclass
@@ -59,6 +66,12 @@ class ModelConfig:
     D: dict = field(default_factory=lambda: {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"})
     init: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
     init_gain: float = 0.02
+    # pix2pixHD: instance-feature encoder ({} = off, else e.g. {name: encoder, ngf: 16}), the
+    # number of feature channels it feeds G, and a trained global generator (run, export or
+    # checkpoint) whose weights start a local-enhancer run (the paper's coarse-to-fine training)
+    E: dict = field(default_factory=dict)
+    feat_num: int = 3
+    load_global: str = ""
 
 
 @dataclass
@@ -71,6 +84,10 @@ class LossConfig:
     lambda_cycle: float = 10.0  # weight of each cycle-consistency L1 term (A->B->A and B->A->B)
     lambda_idt: float = 0.5  # identity L1 weight, relative to lambda_cycle (0 = off)
     pool_size: int = 50  # history of fakes shown to each D (0 = only the newest)
+    # pix2pixHD
+    lambda_feat: float = 10.0  # discriminator feature matching (paper eq. 4; 0 = off)
+    lambda_vgg: float = 10.0  # VGG19 perceptual loss (0 = off)
+    vgg_weights: str = "auto"  # torchvision vgg19-dcbb9e9d.pth path | auto (hub cache) | random (tests)
 
 
 @dataclass
@@ -78,6 +95,7 @@ class TrainConfig:
     batch_size: int = 1
     epochs: int = 100  # epochs at constant learning rate
     epochs_decay: int = 100  # then linearly decayed to zero
+    fix_global_epochs: int = 0  # pix2pixHD local enhancer: train only the enhancer this long first
     max_steps: int = 0  # >0 stops early (the schedule still follows the epochs)
     lr: float = 2e-4
     beta1: float = 0.5
@@ -179,7 +197,9 @@ def _merge_into(obj, data: dict, prefix: str = "") -> None:
         elif hints[key] is dict and isinstance(value, dict) and isinstance(current, dict):
             # net specs merge key by key, so `model.G.ngf=32` keeps the other settings; a new
             # `name` starts from an empty spec so keys of another net do not leak in
-            base = {} if "name" in value and value["name"] != current.get("name") else dict(current)
+            # (an empty mapping clears the spec: `model.E={}` turns the encoder off)
+            new_name = "name" in value and value["name"] != current.get("name")
+            base = {} if new_name or not value else dict(current)
             base.update(value)
             setattr(obj, key, base)
         else:
@@ -234,7 +254,9 @@ def load_yaml(path: Path) -> dict:
 
 def _deep_update(dst: dict, src: dict) -> None:
     for k, v in src.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict) and not ("name" in v and k in ("G", "D")):
+        # a net spec with a new name replaces the old one; an empty spec ({}) clears it (no E)
+        is_new_spec = k in ("G", "D", "E") and ("name" in v or not v) if isinstance(v, dict) else False
+        if isinstance(v, dict) and isinstance(dst.get(k), dict) and not is_new_spec:
             _deep_update(dst[k], v)
         else:
             dst[k] = v
@@ -279,8 +301,10 @@ def validate(cfg: Config) -> None:
     from pixtrans.nets import spec_defaults
     from pixtrans.registry import DISCRIMINATORS, GENERATORS
 
-    for key, registry in (("G", GENERATORS), ("D", DISCRIMINATORS)):
+    for key, registry in (("G", GENERATORS), ("D", DISCRIMINATORS), ("E", GENERATORS)):
         spec = getattr(cfg.model, key)
+        if key == "E" and not spec:
+            continue  # no encoder
         if "name" not in spec:
             raise PixtransError(f"config key 'model.{key}' needs a 'name' (e.g. model.{key}.name=unet)")
         # saved configs are complete: every constructor default is written out

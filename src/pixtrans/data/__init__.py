@@ -1,5 +1,5 @@
-"""Datasets, image I/O and the preprocess transforms. Importing registers "paired", "unpaired" and
-"synthetic"."""
+"""Datasets, image I/O and the preprocess transforms. Importing registers "paired", "unpaired",
+"synthetic" and "labelmap"."""
 
 from pixtrans.data.io import (
     IMAGE_EXTENSIONS,
@@ -10,6 +10,13 @@ from pixtrans.data.io import (
     read_image,
     write_image,
 )
+from pixtrans.data.labelmap import (
+    LabelMapDataset,
+    input_channels,
+    instance_edges,
+    label_input,
+    one_hot_labels,
+)
 from pixtrans.data.paired import PairedDataset
 from pixtrans.data.synth import generate_synthetic_pairs, synthetic_dataset
 from pixtrans.data.transforms import PREPROCESS_MODES, apply_params, output_size, sample_params
@@ -18,6 +25,7 @@ from pixtrans.data.unpaired import UnpairedDataset
 __all__ = [
     "IMAGE_EXTENSIONS",
     "PREPROCESS_MODES",
+    "LabelMapDataset",
     "PairedDataset",
     "UnpairedDataset",
     "apply_params",
@@ -25,8 +33,12 @@ __all__ = [
     "generate_synthetic_pairs",
     "image_info",
     "image_size",
+    "input_channels",
+    "instance_edges",
     "is_image_file",
+    "label_input",
     "load_array",
+    "one_hot_labels",
     "output_size",
     "read_image",
     "sample_params",
@@ -61,4 +73,11 @@ def dataset_kwargs(data, *, split: str) -> dict:
         kwargs.update(size=data.synthetic_size, resolution=data.synthetic_resolution)
     if data.dataset == "unpaired":
         kwargs.update(serial_batches=data.serial_batches)
+    if data.dataset == "labelmap":
+        kwargs.update(
+            label_nc=data.label_nc,
+            dontcare_label=data.dontcare_label,
+            instance=data.instance,
+            features=data.features,
+        )
     return kwargs
