@@ -521,6 +521,39 @@ class RandomPairs(torch.utils.data.Dataset):
         return {"real_a": self.a[i], "real_b": self.b[i], "index": i}
 
 
+class RandomLabels(torch.utils.data.Dataset):
+    """pix2pixHD stand-in: random block label maps, instance maps and photos of h x w."""
+
+    def __init__(self, n: int, label_nc: int, height: int, width: int, seed: int = 0, block: int = 16):
+        g = torch.Generator().manual_seed(seed)
+        hb, wb = -(-height // block), -(-width // block)
+        blocks = torch.randint(0, max(label_nc, 1), (n, 1, hb, wb), generator=g)
+        self.label = blocks.repeat_interleave(block, 2).repeat_interleave(block, 3)[..., :height, :width]
+        # instance ids as Cityscapes writes them: class * 1000 + k
+        self.inst = (self.label * 1000 + torch.randint(0, 3, self.label.shape, generator=g)).int()
+        self.b = torch.rand(n, 3, height, width, generator=g) * 2 - 1
+
+    def __len__(self) -> int:
+        return len(self.b)
+
+    def __getitem__(self, key):
+        i = key[0] if isinstance(key, tuple) else key
+        return {"label": self.label[i], "inst": self.inst[i], "real_b": self.b[i], "index": i}
+
+
+def bench_dataset(cfg, n: int):
+    """Random in-memory data shaped like `cfg`'s training batches."""
+    d = cfg.data
+    if cfg.method == "pix2pixhd" and d.label_nc > 0:
+        # scale_width keeps Cityscapes' 1:2 aspect: load_size wide, half as high
+        if d.preprocess in ("scale_width", "none"):
+            height, width = d.load_size // 2, d.load_size
+        else:
+            height = width = d.crop_size
+        return RandomLabels(n, d.label_nc, height, width)
+    return RandomPairs(n, d.input_nc, d.output_nc, d.crop_size)
+
+
 def run_bench(
     cfg, steps: int = 10, warmup: int = 3, json_path: str | None = None, floor_seconds: float = 6.0
 ) -> dict[str, Any]:
@@ -532,7 +565,7 @@ def run_bench(
 
     t, d = cfg.train, cfg.data
     with tempfile.TemporaryDirectory() as tmp:
-        dataset = RandomPairs(max(2 * t.batch_size, 4), d.input_nc, d.output_nc, d.crop_size)
+        dataset = bench_dataset(cfg, max(2 * t.batch_size, 4))
         trainer = Trainer(cfg, run_dir=tmp, dataset=dataset)
     device = trainer.device
     throughput = measure_conv_throughput(device, seconds=floor_seconds)
@@ -551,7 +584,11 @@ def run_bench(
     )
     name = trainer.method.exported[0]
     net = trainer.method.nets[name].eval()
-    x = batch["real_a"][:1]
+    if hasattr(trainer.method, "generator_input"):  # pix2pixHD: G reads one-hot labels (+ features)
+        with torch.no_grad():
+            x = trainer.method.generator_input({k: v[:1] for k, v in batch.items()})[1]
+    else:
+        x = batch["real_a"][:1]
     infer = bench_inference(net, x, throughput=throughput, warmup=warmup, iters=steps, device=device)
     results = {
         "machine": {

@@ -5,6 +5,7 @@ pixtrans translate MODEL INPUT OUTPUT         translate a file or a folder
 pixtrans export RUN [OUT]                     generator weights + config.json
 pixtrans convert CHECKPOINT OUT               official pix2pix checkpoint -> our export
 pixtrans bench [CONFIG] [key=value ...]       step/inference time vs the machine's FLOP floor
+pixtrans prepare cityscapes SRC DST          Cityscapes download -> pix2pixHD (and pix2pix) layouts
 pixtrans presets                              list the built-in configs
 """
 
@@ -67,6 +68,8 @@ def cmd_translate(args) -> int:
         generator = {"ab": "G_ab", "ba": "G_ba"}[args.direction]
     translator = Translator.from_pretrained(args.model, device=args.device, generator=generator)
     src, dst = Path(args.input), Path(args.output)
+    if not isinstance(translator, Translator):  # pix2pixHD: label maps (+ instances, styles)
+        return _translate_labels(translator, src, dst, args)
     if src.is_file() and is_image_file(dst):
         # one file to one named file
         if dst.resolve() == src.resolve():
@@ -77,6 +80,46 @@ def cmd_translate(args) -> int:
         return 0
     written = translator.translate_paths(src, dst, batch_size=args.batch_size, mode=args.mode, seed=args.seed)
     print(f"wrote {len(written)} image(s) to {dst}")
+    return 0
+
+
+def _parse_styles(text: str | None) -> dict[int, int] | None:
+    if not text:
+        return None
+    try:
+        return {int(k): int(v) for k, v in (pair.split(":") for pair in text.split(","))}
+    except ValueError:
+        raise PixtransError(
+            f"--styles '{text}' must look like INSTANCE_ID:CLUSTER,... (e.g. 26001:3)"
+        ) from None
+
+
+def _translate_labels(translator, src: Path, dst: Path, args) -> int:
+    styles = _parse_styles(args.styles)
+    if src.is_file() and dst.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        instance = Path(args.instances) if args.instances else None
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        translator(src, instance, image=args.style_images, styles=styles, seed=args.seed).save(dst)
+        print(f"wrote {dst}")
+        return 0
+    written = translator.translate_paths(
+        src, dst, instances=args.instances, images=args.style_images, styles=styles, seed=args.seed
+    )
+    print(f"wrote {len(written)} image(s) to {dst}")
+    return 0
+
+
+def cmd_features(args) -> int:
+    from pixtrans.inference.features import run_features
+
+    run_features(
+        args.model,
+        split=args.split,
+        data_root=args.data_root,
+        n_clusters=args.clusters,
+        min_area=args.min_area,
+        device=args.device,
+    )
     return 0
 
 
@@ -94,7 +137,13 @@ def cmd_convert(args) -> int:
 
     paths = [Path(c) for c in args.checkpoint]
     convert_official(
-        paths[0] if len(paths) == 1 else paths, Path(args.out), kind=args.kind, direction=args.direction
+        paths[0] if len(paths) == 1 else paths,
+        Path(args.out),
+        kind=args.kind,
+        direction=args.direction,
+        label_nc=args.label_nc,
+        instance=not args.no_instance,
+        dontcare_label=args.dontcare_label,
     )
     print(f"converted {', '.join(args.checkpoint)} -> {args.out}")
     return 0
@@ -107,6 +156,20 @@ def cmd_bench(args) -> int:
     cfg = _load(args.config)
     run_bench(
         cfg, steps=args.steps, warmup=args.warmup, json_path=args.json, floor_seconds=args.floor_seconds
+    )
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from pixtrans.prepare import prepare_cityscapes
+
+    prepare_cityscapes(
+        args.src,
+        args.dst,
+        splits=args.splits,
+        pix2pix_dst=args.pix2pix,
+        pix2pix_size=args.pix2pix_size,
+        link=args.link,
     )
     return 0
 
@@ -149,7 +212,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="for two-generator models (CycleGAN): ab uses G_ab, ba uses G_ba",
     )
     p.add_argument("--generator", default=None, help="pick a generator of the export by name")
+    p.add_argument(
+        "--instances", default=None, help="pix2pixHD: instance map file or folder matching the label maps"
+    )
+    p.add_argument(
+        "--styles",
+        default=None,
+        help="pix2pixHD: INSTANCE_ID:CLUSTER,... picks a feature cluster per instance (others random)",
+    )
+    p.add_argument(
+        "--style-images",
+        default=None,
+        help="pix2pixHD: photos (file or folder) whose per-instance styles to use",
+    )
     p.set_defaults(fn=cmd_translate)
+
+    p = sub.add_parser(
+        "features", help="pix2pixHD: encode a split and cluster per-instance styles into the export"
+    )
+    p.add_argument("model", help="pix2pixHD run folder or export folder")
+    p.add_argument("--split", default="train")
+    p.add_argument("--data-root", default=None, help="dataset folder, if it moved since training")
+    p.add_argument("--clusters", type=int, default=10, help="K-means centres per class (paper: 10)")
+    p.add_argument(
+        "--min-area", type=float, default=1 / 64, help="ignore instances smaller than this fraction"
+    )
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(fn=cmd_features)
 
     p = sub.add_parser("export", help="write generator weights (safetensors) + config.json from a run")
     p.add_argument("run", help="run folder or checkpoint file")
@@ -157,9 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser(
-        "convert", help="convert an official pytorch-CycleGAN-and-pix2pix checkpoint to an export"
+        "convert", help="convert an official pix2pix / CycleGAN / pix2pixHD checkpoint to an export"
     )
-    p.add_argument("checkpoint", nargs="+", help="*_net_G.pth, or *_net_G_A.pth *_net_G_B.pth (CycleGAN)")
+    p.add_argument(
+        "checkpoint",
+        nargs="+",
+        help="*_net_G.pth; *_net_G_A.pth *_net_G_B.pth (CycleGAN); "
+        "latest_net_G.pth [latest_net_E.pth] (pix2pixHD)",
+    )
     p.add_argument("out")
     p.add_argument("--kind", default="auto")
     p.add_argument(
@@ -167,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["AtoB", "BtoA"],
         default="AtoB",
         help="direction the model was trained in (recorded in the export)",
+    )
+    p.add_argument("--label-nc", type=int, default=35, help="pix2pixHD: --label_nc used in training")
+    p.add_argument("--no-instance", action="store_true", help="pix2pixHD: trained with --no_instance")
+    p.add_argument(
+        "--dontcare-label", action="store_true", help="pix2pixHD: trained with --contain_dontcare_label"
     )
     p.set_defaults(fn=cmd_convert)
 
@@ -177,6 +276,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--floor-seconds", type=float, default=6.0, help="time spent measuring conv throughput")
     p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("prepare", help="turn a dataset download into our training layouts")
+    p.add_argument("dataset", choices=["cityscapes"])
+    p.add_argument("src", help="the Cityscapes download: holds leftImg8bit/ and gtFine/")
+    p.add_argument("dst", help="output for pix2pixHD: DST/{split}_img, {split}_label, {split}_inst")
+    p.add_argument(
+        "--splits", nargs="+", default=["train", "val"], help="splits to prepare (default train val)"
+    )
+    p.add_argument(
+        "--pix2pix", default=None, metavar="DST2", help="also write pix2pix photo|labels images here"
+    )
+    p.add_argument("--pix2pix-size", type=int, default=256, help="side of each half of a pix2pix image")
+    p.add_argument(
+        "--link", action="store_true", help="hard-link files instead of copying (copies across devices)"
+    )
+    p.set_defaults(fn=cmd_prepare)
 
     p = sub.add_parser("presets", help="list built-in configs")
     p.set_defaults(fn=cmd_presets)

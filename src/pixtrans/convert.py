@@ -10,9 +10,12 @@ Supported now:
                    file gives one generator "G"; the pair G_A + G_B gives one export with "G_ab"
                    (A -> B) and "G_ba" (B -> A), as a pixtrans CycleGAN run exports.
 
-Recognised but not converted yet (each is one more entry in KINDS): NVIDIA pix2pixHD generators
-(`latest_net_G.pth`), and discriminators given by mistake. Detection looks only at key names and
-shapes.
+  pix2pixhd        NVIDIA pix2pixHD `latest_net_G.pth` (GlobalGenerator or LocalEnhancer, any
+                   depth), with its `latest_net_E.pth` feature encoder when trained with instance
+                   features; one export with "G" (and "E"), translated by LabelTranslator.
+
+Discriminators given by mistake are recognised and refused with a hint. Detection looks only at
+key names and shapes.
 
 Official checkpoints are plain state dicts written by torch.save; they are read with
 torch.load(weights_only=True), so no code in them runs.
@@ -240,6 +243,182 @@ def _convert_resnet(state: dict[str, torch.Tensor], path: Path, *, dropout: bool
 
 
 # ----------------------------------------------------------------------------------------------
+# NVIDIA pix2pixHD: GlobalGenerator, LocalEnhancer (latest_net_G.pth) and Encoder (latest_net_E.pth)
+#
+# global   model.1 7x7 stem | model.4, 7, ... n stride-2 downs | blocks from model.{4+3n}
+#          (conv_block.1/.5) | n ConvTranspose ups | model.{b0+nb+3n+1} 7x7 output conv
+# local    model.* = the global generator without its output layers, model{k}_1 (7x7 stem +
+#          a stride-2 down) and model{k}_2 (blocks, an up, and for k = 1 the 7x7 output conv)
+# encoder  model.1 7x7 stem | n downs | n ups | 7x7 output conv, no residual blocks
+# All convs carry biases whatever the norm; a norm with parameters (batch) shows as model.2.
+
+
+def _global_layout(state: Mapping[str, torch.Tensor], prefix: str, where: Any) -> dict[str, int]:
+    """n_downsampling, n_blocks and the first block index of a global generator under prefix."""
+    blocks = sorted(
+        {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.conv_block\.", k))}
+    )
+    if not blocks or blocks != list(range(blocks[0], blocks[0] + len(blocks))):
+        raise PixtransError(f"'{where}': no consecutive residual blocks under '{prefix}'")
+    n_down, rest = divmod(blocks[0] - 4, 3)
+    if rest or n_down < 1:
+        raise PixtransError(
+            f"'{where}': residual blocks start at {prefix}{blocks[0]}, not after stride-2 downs"
+        )
+    return {"n_downsampling": n_down, "n_blocks": len(blocks), "first_block": blocks[0]}
+
+
+def _norm_of(state: Mapping[str, torch.Tensor], prefix: str) -> str:
+    return "batch" if f"{prefix}2.weight" in state else "instance"
+
+
+def _is_pix2pixhd_global(state: Mapping[str, torch.Tensor]) -> bool:
+    if not any(k.startswith("model.") and ".conv_block." in k for k in state) or _any(r"^model1_")(state):
+        return False
+    try:
+        layout = _global_layout(state, "model.", "")
+    except PixtransError:
+        return False
+    return layout["n_downsampling"] != 2  # two downs is the CycleGAN generator's layout
+
+
+def _pix2pixhd_global_net(state, path: Path) -> tuple[dict, dict, nn.Module]:
+    layout = _global_layout(state, "model.", path)
+    stem = state["model.1.weight"]
+    final = state.get(
+        f"model.{layout['first_block'] + layout['n_blocks'] + 3 * layout['n_downsampling'] + 1}.weight"
+    )
+    if final is None:
+        raise PixtransError(f"'{path}': no 7x7 output conv where a global generator has it")
+    spec = {
+        "name": "global",
+        "ngf": int(stem.shape[0]),
+        "n_downsampling": layout["n_downsampling"],
+        "n_blocks": layout["n_blocks"],
+        "norm": _norm_of(state, "model."),
+    }
+    io = {"input_nc": int(stem.shape[1]), "output_nc": int(final.shape[0])}
+    net = build_generator(spec, io["input_nc"], io["output_nc"])
+    _load_strict(net, _drop_legacy_instance_norm_keys(state, net), path, f"global generator {spec}")
+    return spec, io, net
+
+
+def _pix2pixhd_local_net(state, path: Path) -> tuple[dict, dict, nn.Module]:
+    layout = _global_layout(state, "model.", path)
+    n_local = len({k.split(".")[0] for k in state if re.match(r"^model\d+_1\.", k)})
+    # enhancer 1 is the coarsest; the finest (full-resolution) one, model{n}_1 / model{n}_2,
+    # holds the 7x7 stem that reads the input and the 7x7 output conv
+    stem = state.get(f"model{n_local}_1.1.weight")  # [ngf, input_nc, 7, 7]
+    if stem is None:
+        raise PixtransError(f"'{path}': no 7x7 stem at model{n_local}_1.1; not a pix2pixHD local enhancer")
+    block_rx = re.compile(rf"^model{n_local}_2\.(\d+)\.conv_block\.")
+    n_blocks_local = len({m.group(1) for k in state if (m := block_rx.match(k))})
+    final = state.get(f"model{n_local}_2.{n_blocks_local + 4}.weight")
+    if final is None:
+        raise PixtransError(f"'{path}': no 7x7 output conv at model{n_local}_2.{n_blocks_local + 4}")
+    spec = {
+        "name": "local",
+        "ngf": int(stem.shape[0]),
+        "n_downsample_global": layout["n_downsampling"],
+        "n_blocks_global": layout["n_blocks"],
+        "n_local_enhancers": n_local,
+        "n_blocks_local": n_blocks_local,
+        "norm": _norm_of(state, f"model{n_local}_1."),
+    }
+    io = {"input_nc": int(stem.shape[1]), "output_nc": int(final.shape[0])}
+    net = build_generator(spec, io["input_nc"], io["output_nc"])
+    _load_strict(net, _drop_legacy_instance_norm_keys(state, net), path, f"local enhancer {spec}")
+    return spec, io, net
+
+
+def _pix2pixhd_encoder_net(state, path: Path) -> tuple[dict, dict, nn.Module]:
+    convs = sorted(int(m.group(1)) for k in state if (m := re.match(r"^model\.(\d+)\.weight$", k)))
+    stem, final = state["model.1.weight"], state[f"model.{convs[-1]}.weight"]
+    # stem + n downs + n ups + output conv; norm weights (batch) are 1-D and not counted
+    n_down = (len([i for i in convs if state[f"model.{i}.weight"].ndim == 4]) - 2) // 2
+    spec = {
+        "name": "encoder",
+        "ngf": int(stem.shape[0]),
+        "n_downsampling": n_down,
+        "norm": _norm_of(state, "model."),
+    }
+    io = {"input_nc": int(stem.shape[1]), "output_nc": int(final.shape[0])}
+    net = build_generator(spec, io["input_nc"], io["output_nc"])
+    _load_strict(net, _drop_legacy_instance_norm_keys(state, net), path, f"encoder {spec}")
+    return spec, io, net
+
+
+def convert_pix2pixhd(
+    g_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    e_path: str | os.PathLike | None = None,
+    label_nc: int = 35,
+    instance: bool = True,
+    dontcare_label: bool = False,
+) -> Path:
+    """NVIDIA pix2pixHD `latest_net_G.pth` (global or local), with `latest_net_E.pth` when the
+    model was trained with instance features, -> one pixtrans pix2pixHD export.
+
+    The weights fix G's input channels; how they split into labels, don't-care, the instance
+    edge and features is what the training flags said (--label_nc, --no_instance,
+    --contain_dontcare_label, --feat_num), so we check the given values add up.
+    """
+    g_path = Path(g_path)
+    state = load_state_dict_file(g_path)
+    if _any(r"^model1_[12]\.")(state):
+        g_spec, g_io, g_net = _pix2pixhd_local_net(state, g_path)
+    elif any(".conv_block." in k for k in state):
+        g_spec, g_io, g_net = _pix2pixhd_global_net(state, g_path)
+    else:
+        raise PixtransError(
+            f"'{g_path}' is not a pix2pixHD generator (no residual blocks); pass latest_net_G.pth"
+        )
+    nets = {"G": g_net}
+    model: dict[str, Any] = {"G": g_spec, "E": {}}
+    feat_num = 0
+    files = {"G": g_path}
+    if e_path is not None:
+        e_path = Path(e_path)
+        e_state = load_state_dict_file(e_path)
+        if not _is_encoder(e_state):
+            raise PixtransError(f"'{e_path}' is not a pix2pixHD encoder; pass latest_net_E.pth")
+        e_spec, e_io, e_net = _pix2pixhd_encoder_net(e_state, e_path)
+        nets["E"], model["E"], feat_num = e_net, e_spec, e_io["output_nc"]
+        model["feat_num"] = feat_num
+        files["E"] = e_path
+    expected = (label_nc + int(dontcare_label) if label_nc > 0 else 3) + int(instance) + feat_num
+    if expected != g_io["input_nc"]:
+        raise PixtransError(
+            f"'{g_path}' reads {g_io['input_nc']} channels, but label_nc={label_nc}"
+            f"{' + dontcare' if dontcare_label else ''}{' + instance edge' if instance else ''}"
+            f" + {feat_num} features = {expected}; pass the --label-nc / --no-instance used in training"
+        )
+    partial = {
+        "method": "pix2pixhd",
+        "data": {
+            "dataset": "labelmap" if label_nc > 0 else "paired",
+            "label_nc": label_nc,
+            "instance": instance,
+            "dontcare_label": dontcare_label,
+            "output_nc": g_io["output_nc"],
+        },
+        "model": {**model, "D": {"name": "multiscale"}},
+    }
+    config = from_dict(partial).to_dict()
+    specs = {"G": {"spec": g_spec, **g_io}}
+    if "E" in nets:
+        specs["E"] = {"spec": model["E"], "input_nc": g_io["output_nc"], "output_nc": feat_num}
+    source = {
+        "kind": "pix2pixhd",
+        "description": "NVIDIA pix2pixHD generator" + (" + feature encoder" if "E" in nets else ""),
+        "file": {k: p.name for k, p in files.items()},
+        "sha256": {k: _sha256(p) for k, p in files.items()},
+    }
+    return export_generators(out_dir, config, nets, "pix2pixhd", specs=specs, source=source)
+
+
+# ----------------------------------------------------------------------------------------------
 # Dispatch on key patterns
 
 
@@ -261,7 +440,9 @@ def _any(pattern: str) -> Callable[[Mapping[str, torch.Tensor]], bool]:
 def _is_encoder(state: Mapping[str, torch.Tensor]) -> bool:
     # 7x7 stem after a ReflectionPad (index 0), no residual blocks
     first = state.get("model.1.weight")
-    return first is not None and first.ndim == 4 and first.shape[-1] == 7 and "model.0.weight" not in state
+    if first is None or first.ndim != 4 or first.shape[-1] != 7 or "model.0.weight" in state:
+        return False
+    return not any(".conv_block." in k for k in state)
 
 
 # Order matters: the first kind whose detector matches is taken in kind="auto".
@@ -274,16 +455,17 @@ KINDS: list[Kind] = [
         _convert_resnet,
     ),
     Kind(
-        "pix2pixhd_local",
-        "pix2pixHD local enhancer generator (NVIDIA latest_net_G.pth)",
-        _any(r"^model1_[12]\."),
+        "pix2pixhd",
+        "pix2pixHD generator (NVIDIA latest_net_G.pth: global or local enhancer)",
+        lambda state: _any(r"^model1_[12]\.")(state) or _is_pix2pixhd_global(state),
+        hint="",
     ),
     Kind(
-        "resnet_generator",
-        "ResNet generator (CycleGAN *_net_G_A/B.pth or pix2pixHD global latest_net_G.pth)",
-        _any(r"^model\.\d+\.conv_block\.\d+\.weight$"),
+        "pix2pixhd_encoder",
+        "pix2pixHD feature encoder (latest_net_E.pth)",
+        _is_encoder,
+        hint="convert it together with its generator: pixtrans convert latest_net_G.pth latest_net_E.pth OUT",
     ),
-    Kind("pix2pixhd_encoder", "pix2pixHD feature encoder (latest_net_E.pth)", _is_encoder),
     Kind(
         "discriminator",
         "PatchGAN / multiscale discriminator (*_net_D*.pth)",
@@ -297,6 +479,11 @@ def detect_kind(state: Mapping[str, torch.Tensor]) -> Kind | None:
     return next((k for k in KINDS if k.detect(state)), None)
 
 
+def _kind_name(path: Path) -> str | None:
+    found = detect_kind(load_state_dict_file(path))
+    return found.name if found else None
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -307,7 +494,7 @@ def _sha256(path: Path) -> str:
 
 def _load_kind(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], Kind]:
     """Read `path` and find its convertible kind (must be `kind` unless "auto")."""
-    convertible = [k.name for k in KINDS if k.convert is not None]
+    convertible = [k.name for k in KINDS if k.convert is not None] + ["pix2pixhd"]
     if kind != "auto" and kind not in convertible:
         raise PixtransError(f"unknown checkpoint kind '{kind}'; valid: auto, {', '.join(convertible)}")
     state = load_state_dict_file(path)
@@ -337,6 +524,9 @@ def convert_official(
     *,
     dropout: bool | None = None,
     direction: str = "AtoB",
+    label_nc: int = 35,
+    instance: bool = True,
+    dontcare_label: bool = False,
 ) -> Path:
     """Convert an official generator checkpoint into a pixtrans export folder; returns out_dir.
 
@@ -348,18 +538,28 @@ def convert_official(
       it only matters for mode="paper" translation). A ResNet's dropout shows in its keys.
     direction: what the checkpoint was trained for, "AtoB" or "BtoA" (recorded, not used by the
       net); for a pair, the direction of G_A.
+    label_nc / instance / dontcare_label: pix2pixHD's training flags (--label_nc, not
+      --no_instance, --contain_dontcare_label); a pix2pixHD pair is [latest_net_G, latest_net_E].
     """
     if direction not in ("AtoB", "BtoA"):
         raise PixtransError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}")
+    hd = {"label_nc": label_nc, "instance": instance, "dontcare_label": dontcare_label}
     if not isinstance(checkpoint_path, (str, os.PathLike)):
         paths = [Path(p) for p in checkpoint_path]
         if len(paths) == 1:
             checkpoint_path = paths[0]
         elif len(paths) == 2:
+            kinds = [detect_kind(load_state_dict_file(p)) for p in paths]
+            names = [k.name if k else None for k in kinds]
+            if "pix2pixhd_encoder" in names and kind in ("auto", "pix2pixhd"):
+                e_index = names.index("pix2pixhd_encoder")
+                return convert_pix2pixhd(paths[1 - e_index], out_dir, e_path=paths[e_index], **hd)
             return _convert_cyclegan_pair(paths, Path(out_dir), kind, direction)
         else:
             raise PixtransError(f"give one checkpoint or a CycleGAN G_A/G_B pair, got {len(paths)} files")
     path = Path(checkpoint_path)
+    if kind == "pix2pixhd" or (kind == "auto" and _kind_name(path) == "pix2pixhd"):
+        return convert_pix2pixhd(path, out_dir, **hd)
     state, found = _load_kind(path, kind)
     method, partial, nets = found.convert(state, path, dropout=dropout, direction=direction)
     config = from_dict(partial).to_dict()  # defaults filled in and validated, like a training run

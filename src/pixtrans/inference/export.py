@@ -58,6 +58,8 @@ def generator_io(config: Mapping, name: str) -> dict[str, Any]:
     `export_generators` instead.
     """
     data, model = config.get("data", {}), config.get("model", {})
+    if config.get("method") == "pix2pixhd" and name in ("G", "E"):
+        return _pix2pixhd_io(data, model, name)
     spec = model.get(name) if isinstance(model.get(name), Mapping) else model.get("G")
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise PixtransError(f"config has no generator spec for '{name}' (expected model.G with a 'name')")
@@ -66,6 +68,34 @@ def generator_io(config: Mapping, name: str) -> dict[str, Any]:
     if name.lower() in ("g_ba", "g_b"):
         input_nc, output_nc, direction = output_nc, input_nc, _reverse(direction)
     return {"spec": dict(spec), "input_nc": input_nc, "output_nc": output_nc, "direction": direction}
+
+
+def label_input_nc(data: Mapping) -> int:
+    """Channels of pix2pixHD's label input: one-hot labels (+1 don't-care class), or the image
+    itself when data.label_nc is 0, plus one instance-boundary channel when instances are on."""
+    label_nc = int(data.get("label_nc", 0))
+    if label_nc > 0:
+        base = label_nc + int(bool(data.get("dontcare_label", False)))
+    else:
+        base = int(data.get("input_nc", 3))
+    return base + int(bool(data.get("instance", True)))
+
+
+def _pix2pixhd_io(data: Mapping, model: Mapping, name: str) -> dict[str, Any]:
+    """G reads [label input | encoder features]; E reads the photo and writes feat_num channels."""
+    output_nc = int(data.get("output_nc", 3))
+    feat_num = int(model.get("feat_num", 3)) if model.get("E") else 0
+    direction = data.get("direction", "AtoB")
+    if name == "G":
+        return {
+            "spec": dict(model["G"]),
+            "input_nc": label_input_nc(data) + feat_num,
+            "output_nc": output_nc,
+            "direction": direction,
+        }
+    if not model.get("E"):
+        raise PixtransError("this pix2pixHD config has no encoder (model.E is empty)")
+    return {"spec": dict(model["E"]), "input_nc": output_nc, "output_nc": feat_num, "direction": direction}
 
 
 def build_generator(spec: Mapping, input_nc: int, output_nc: int) -> nn.Module:
@@ -307,8 +337,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, trusted: boo
 
 
 def checkpoint_generators(ckpt: Mapping) -> dict[str, Mapping[str, torch.Tensor]]:
-    """The generator state dicts of a training checkpoint: nets whose names start with 'G'."""
-    return {k: v for k, v in ckpt["nets"].items() if k.startswith("G")}
+    """The exported nets of a training checkpoint: names starting with 'G', and pix2pixHD's
+    feature encoder 'E' (its styles are part of the model)."""
+    hd = ckpt.get("config", {}).get("method") == "pix2pixhd"
+    return {k: v for k, v in ckpt["nets"].items() if k.startswith("G") or (hd and k == "E")}
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

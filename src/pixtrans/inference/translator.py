@@ -271,6 +271,10 @@ class Translator:
     ) -> Translator:
         export_dir = Path(export_dir)
         info = read_export_info(export_dir)
+        if info.get("method") == "pix2pixhd" and generator is None:
+            from pixtrans.inference.label_translator import LabelTranslator
+
+            return LabelTranslator.from_export(export_dir, device=device)
         name = _pick_generator(list(info["generators"]), generator, export_dir)
         entry = info["generators"][name]
         net = build_generator(entry["spec"], entry["input_nc"], entry["output_nc"])
@@ -297,6 +301,10 @@ class Translator:
     ) -> Translator:
         ckpt_path = Path(ckpt_path)
         ckpt = load_checkpoint(ckpt_path)
+        if ckpt["config"].get("method") == "pix2pixhd" and generator is None:
+            from pixtrans.inference.label_translator import LabelTranslator
+
+            return LabelTranslator.from_checkpoint(ckpt_path, device=device)
         gens = checkpoint_generators(ckpt)
         if not gens:
             raise PixtransError(

@@ -43,6 +43,17 @@ class Method(nn.Module):
         """Columns for the sample grid, e.g. {"input": ..., "output": ..., "target": ...}."""
         raise NotImplementedError
 
+    def frozen_parameters(self, step: int, steps_per_epoch: int) -> list[nn.Parameter]:
+        """Parameters of a phase's nets that get no gradient at this step (e.g. pix2pixHD's global
+        generator while only the local enhancer trains). Adam skips them: they keep their values
+        and their optimizer state until they are released."""
+        return []
+
+    def export_specs(self) -> dict[str, dict[str, Any]] | None:
+        """name -> {"spec", "input_nc", "output_nc"} for exported nets whose channels do not follow
+        the data config (see inference.export.generator_io); None = follow it."""
+        return None
+
     def extra_state(self) -> dict[str, Any]:
         """State outside nets and optimizers that resume needs (e.g. image pools)."""
         return {}

@@ -74,7 +74,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict) and k not in ("G", "D"):
+        if isinstance(v, dict) and k not in ("G", "D", "E"):
             out.update(_flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
@@ -183,6 +183,9 @@ class Trainer:
         nets = self.method.nets
         for net in nets.values():
             net.train().requires_grad_(True)
+        frozen = self.method.frozen_parameters(self.step, self.steps_per_epoch)
+        for p in frozen:  # before prepare: autograd records requires_grad at forward time
+            p.requires_grad_(False)
         with self.autocast():
             ctx = self.method.prepare(batch)
         logs: dict[str, torch.Tensor] = {}
@@ -191,6 +194,8 @@ class Trainer:
             # nets outside this phase pass gradients through but compute none for themselves
             for name, net in nets.items():
                 net.requires_grad_(name in trained)
+            for p in frozen:
+                p.requires_grad_(False)
             with self.autocast():
                 losses = self.method.losses(ctx, phase)
             total = sum(losses.values())
@@ -496,6 +501,13 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
         raise SystemExit(128 + stop.signum)
     if is_main and t.export_at_end:
         gens = {name: trainer.method.nets[name].state_dict() for name in trainer.method.exported}
-        export_generators(run_dir / "export", cfg.to_dict(), gens, method=cfg.method, step=trainer.step)
+        export_generators(
+            run_dir / "export",
+            cfg.to_dict(),
+            gens,
+            method=cfg.method,
+            specs=trainer.method.export_specs(),
+            step=trainer.step,
+        )
     D.cleanup()
     return trainer

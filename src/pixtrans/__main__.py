@@ -1,0 +1,3 @@
+from pixtrans.cli import main
+
+raise SystemExit(main())

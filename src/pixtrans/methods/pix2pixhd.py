@@ -1,0 +1,262 @@
+"""pix2pixHD (Wang et al., CVPR 2018): label maps to high-resolution photos.
+
+    min_G ( max_{D1,D2,D3} sum_k L_GAN(G, D_k) + lambda * sum_k L_FM(G, D_k) ) + lambda * L_VGG   (eq. 4)
+
+G reads the one-hot label map with an instance-boundary channel (and, with the encoder E, the
+per-instance features of the real photo, §3.4); the multi-scale discriminators D_k judge
+(label input, image) pairs at 1, 1/2, 1/4 resolution and also return their intermediate
+features, which the feature-matching term compares between real and generated images. LSGAN
+objective, VGG19 perceptual loss, both extra terms weighted 10 as in the official code.
+
+Update order and arithmetic as the official `Pix2PixHDModel`: every loss is computed with the
+current D, then G (with E) steps, then D steps; the D loss is halved. D's prediction on the real
+pair is computed once, in `prepare`, and serves both the D loss and (detached) feature matching.
+
+Coarse to fine (§3.2): a local-enhancer run starts from a trained global generator
+(`model.load_global`) and, for `train.fix_global_epochs`, trains only the enhancer (the global
+part gets no gradient and Adam skips it), then both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pixtrans import PixtransError
+from pixtrans.data.labelmap import instance_edges, one_hot_labels
+from pixtrans.inference.export import generator_io, label_input_nc
+from pixtrans.losses.adversarial import build_gan_loss
+from pixtrans.losses.perceptual import VGGLoss, feature_matching_loss
+from pixtrans.methods.base import Method
+from pixtrans.nets import build_discriminator, build_generator
+from pixtrans.nets.init import init_weights
+from pixtrans.registry import METHODS
+
+
+def label_palette(n: int) -> torch.Tensor:
+    """[n, 3] distinct colours in [-1, 1] for showing label maps (bit-interleaved, as VOC's)."""
+    ids = torch.arange(n)
+    rgb = torch.zeros(n, 3)
+    for bit in range(8):
+        for c in range(3):
+            rgb[:, c] += ((ids >> (3 * bit + c)) & 1).float() * (1 << (7 - bit))
+    return rgb / 127.5 - 1.0
+
+
+def load_global_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The G weights of a trained global-generator run folder, export folder or checkpoint."""
+    from safetensors.torch import load_file
+
+    from pixtrans.inference.export import (
+        CONFIG_NAME,
+        clean_state_dict,
+        is_complete_export,
+        load_checkpoint,
+        read_export_info,
+        resolve_checkpoint,
+    )
+
+    path = Path(path)
+    if not path.exists():
+        raise PixtransError(
+            f"config key 'model.load_global': '{path}' does not exist; point it at the global "
+            "generator's run folder, export folder or checkpoint"
+        )
+    export = path if (path / CONFIG_NAME).is_file() else path / "export"
+    if path.is_dir() and is_complete_export(export):
+        info = read_export_info(export)
+        if "G" not in info["generators"]:
+            raise PixtransError(f"config key 'model.load_global': export '{export}' has no generator G")
+        return load_file(str(export / info["generators"]["G"]["file"]))
+    ckpt = load_checkpoint(resolve_checkpoint(path))
+    if "G" not in ckpt["nets"]:
+        raise PixtransError(f"config key 'model.load_global': '{path}' holds no generator G")
+    return clean_state_dict(ckpt["nets"]["G"])
+
+
+@METHODS.register("pix2pixhd")
+class Pix2PixHD(Method):
+    phases = ("G", "D")
+
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        E: nn.Module | None = None,
+        vgg: nn.Module | None = None,  # VGGLoss, frozen; None = no perceptual loss
+        *,
+        label_nc: int = 35,  # 0 = the input is an image, not a label map
+        dontcare_label: bool = False,
+        use_instance: bool = True,
+        gan_mode: str = "lsgan",
+        lambda_feat: float = 10.0,  # feature matching weight (0 = off)
+        lambda_vgg: float = 10.0,  # VGG weight (the official code reuses lambda_feat)
+        d_loss_scale: float = 0.5,
+        fix_global_epochs: int = 0,
+        config: dict | None = None,  # the resolved config, for export specs
+    ):
+        super().__init__()
+        self.G, self.D = G, D
+        self.E = E
+        self.vgg = vgg
+        self.exported = ("G", "E") if E is not None else ("G",)
+        self.label_nc = label_nc
+        self.dontcare_label = dontcare_label
+        self.use_instance = use_instance
+        self.gan_loss = build_gan_loss(gan_mode)
+        self.lambda_feat = lambda_feat
+        self.lambda_vgg = lambda_vgg
+        self.d_loss_scale = d_loss_scale
+        self.fix_global_epochs = fix_global_epochs
+        self._config = config
+        self.register_buffer("palette", label_palette(max(label_nc + 1, 1)), persistent=False)
+
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        # the frozen VGG is a loss, not a trained net: not checkpointed, not toggled by the loop
+        out = {"G": self.G, "D": self.D}
+        if self.E is not None:
+            out["E"] = self.E
+        return out
+
+    @classmethod
+    def from_config(cls, cfg, input_nc: int, output_nc: int) -> Pix2PixHD:
+        data, model, loss = cfg.data, cfg.model, cfg.loss
+        if data.label_nc < 0:
+            raise PixtransError(f"config key 'data.label_nc' must be >= 0, got {data.label_nc}")
+        if model.E and not data.instance:
+            raise PixtransError(
+                "config key 'model.E': the feature encoder averages over instances and needs "
+                "instance maps; set data.instance=true or model.E={}"
+            )
+        if data.label_nc > 0 and data.dataset != "labelmap":
+            raise PixtransError(
+                f"config key 'data.dataset' is '{data.dataset}', but data.label_nc={data.label_nc} needs "
+                "label maps: use data.dataset=labelmap (or data.label_nc=0 for image inputs)"
+            )
+        config = cfg.to_dict()
+        label_in = label_input_nc(config["data"])
+        feat_num = model.feat_num if model.E else 0
+
+        def init(net: nn.Module) -> nn.Module:
+            # the official weights_init: conv weights N(0, 0.02), conv biases left at default
+            return init_weights(net, model.init, model.init_gain, zero_bias=False)
+
+        G = init(build_generator(model.G, input_nc=label_in + feat_num, output_nc=output_nc))
+        D = init(build_discriminator(model.D, input_nc=label_in + output_nc))
+        E = None
+        if model.E:
+            E = init(build_generator(model.E, input_nc=output_nc, output_nc=feat_num, prefix="model.E"))
+        if model.load_global:
+            if not hasattr(G, "load_global_state"):
+                raise PixtransError(
+                    f"config key 'model.load_global' needs a local-enhancer generator "
+                    f"(model.G.name=local), got '{model.G['name']}'"
+                )
+            G.load_global_state(load_global_weights(model.load_global))
+        if cfg.train.fix_global_epochs > 0 and not hasattr(G, "global_parameters"):
+            raise PixtransError(
+                "config key 'train.fix_global_epochs' needs a local-enhancer generator (model.G.name=local)"
+            )
+        vgg = VGGLoss(weights=loss.vgg_weights) if loss.lambda_vgg > 0 else None
+        return cls(
+            G,
+            D,
+            E,
+            vgg,
+            label_nc=data.label_nc,
+            dontcare_label=data.dontcare_label,
+            use_instance=data.instance,
+            gan_mode=loss.gan_mode,
+            lambda_feat=loss.lambda_feat,
+            lambda_vgg=loss.lambda_vgg,
+            d_loss_scale=loss.d_loss_scale,
+            fix_global_epochs=cfg.train.fix_global_epochs,
+            config=config,
+        )
+
+    def phase_nets(self, phase: str) -> list[str]:
+        # E learns through G's losses (the official code puts it in G's optimizer)
+        return {"G": ["G", "E"] if self.E is not None else ["G"], "D": ["D"]}[phase]
+
+    def frozen_parameters(self, step: int, steps_per_epoch: int) -> list[nn.Parameter]:
+        if self.fix_global_epochs > 0 and step < self.fix_global_epochs * steps_per_epoch:
+            return list(self.G.global_parameters())
+        return []
+
+    def export_specs(self) -> dict[str, dict[str, Any]] | None:
+        if self._config is None:
+            return None
+        return {name: generator_io(self._config, name) for name in self.exported}
+
+    # ------------------------------------------------------------------------------------------
+    def label_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, label_nc(+1) (+1 edges), H, W]: one-hot labels or the input image, + boundaries."""
+        if self.label_nc > 0:
+            x = one_hot_labels(batch["label"], self.label_nc, self.dontcare_label)
+        else:
+            x = batch["real_a"]
+        if self.use_instance:
+            x = torch.cat([x, instance_edges(batch["inst"]).to(x.dtype)], dim=1)
+        return x
+
+    def generator_input(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(label input, G input): G also reads E's per-instance features of the real photo."""
+        label_in = self.label_input(batch)
+        if self.E is None:
+            return label_in, label_in
+        feat = self.E(batch["real_b"], batch["inst"])  # [B, feat_num, H, W], constant per instance
+        return label_in, torch.cat([label_in, feat], dim=1)
+
+    def prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        real_b = batch["real_b"]
+        label_in, g_in = self.generator_input(batch)
+        fake_b = self.G(g_in)
+        # D on the real pair once, graph kept: the D loss backpropagates through it after G's step
+        # (D's weights have not changed by then), feature matching reads it detached
+        pred_real = self.D(torch.cat([label_in, real_b], dim=1))
+        return {"label_in": label_in, "real_b": real_b, "fake_b": fake_b, "pred_real": pred_real}
+
+    def losses(self, ctx: dict[str, Any], phase: str) -> dict[str, torch.Tensor]:
+        label_in, real_b, fake_b = ctx["label_in"], ctx["real_b"], ctx["fake_b"]
+        if phase == "G":
+            pred_fake = self.D(torch.cat([label_in, fake_b], dim=1))
+            out = {"G/gan": self.gan_loss.g_loss(pred_fake)}
+            if self.lambda_feat > 0:
+                real_feats = [[f.detach() for f in scale] for scale in ctx["pred_real"]]
+                out["G/feat"] = feature_matching_loss(pred_fake, real_feats, lambda_feat=self.lambda_feat)
+            if self.vgg is not None:
+                out["G/vgg"] = self.vgg(fake_b, real_b) * self.lambda_vgg
+            return out
+        if phase == "D":
+            pred_fake = self.D(torch.cat([label_in, fake_b.detach()], dim=1))
+            loss_real, loss_fake = self.gan_loss.d_loss(ctx["pred_real"], pred_fake)
+            return {"D/real": loss_real * self.d_loss_scale, "D/fake": loss_fake * self.d_loss_scale}
+        raise KeyError(f"pix2pixHD has no phase '{phase}'")
+
+    @torch.no_grad()
+    def show_labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Label maps as colour images [B, 3, H, W] in [-1, 1] (the input image when label_nc=0)."""
+        if self.label_nc == 0:
+            return batch["real_a"]
+        label = batch["label"][:, 0].clamp(0, self.palette.shape[0] - 1)
+        return self.palette[label].permute(0, 3, 1, 2)
+
+    @torch.no_grad()
+    def visuals(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        was_training = {name: net.training for name, net in self.nets.items()}
+        for net in self.nets.values():
+            net.eval()
+        try:
+            _, g_in = self.generator_input(batch)
+            fake_b = self.G(g_in)
+        finally:
+            for name, net in self.nets.items():
+                net.train(was_training[name])
+        out = {"labels": self.show_labels(batch), "output": fake_b}
+        if "real_b" in batch:
+            out["target"] = batch["real_b"]
+        return out
