@@ -17,7 +17,6 @@ map is 35 x 1024 x 2048 floats, far too big to cache or ship through DataLoader 
 
 from __future__ import annotations
 
-import operator
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -28,13 +27,13 @@ import torch
 from PIL import Image
 
 from pixtrans import PixtransError
+from pixtrans.data.cached import CachedDataset, parse_key
 from pixtrans.data.io import convert_channels, image_info, is_image_file, load_array, to_float, to_tensor
 from pixtrans.data.paired import (
     BadFile,
     check_settings,
     decode_all,
     drop_unreadable,
-    log,
 )
 from pixtrans.data.transforms import apply_params, check_size, sample_params
 from pixtrans.registry import DATASETS
@@ -223,7 +222,7 @@ def _read_image(path: str, channels: int | None) -> np.ndarray:
 
 
 @DATASETS.register("labelmap")
-class LabelMapDataset(torch.utils.data.Dataset):
+class LabelMapDataset(CachedDataset):
     """pix2pixHD folders -> {"label" | "real_a", "inst", "real_b", "feat", "name", "path", "index"}.
 
     label int64 [1,H,W] class ids (label_nc > 0), or real_a float [input_nc,H,W] in [-1,1]
@@ -494,42 +493,9 @@ class LabelMapDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _load(self, i: int) -> tuple[torch.Tensor, ...]:
-        if self._cache is not None and i in self._cache:
-            return self._cache[i]
-        payload = self._decode(i)
-        if self._cache is not None and self.cache_mode != "off":
-            self._cache[i] = payload
-            self.cache_bytes += sum(t.numel() * t.element_size() for t in payload)
-        return payload
-
     def __getitem__(self, key) -> dict:
-        if isinstance(key, tuple):
-            index, seed = key
-            generator = torch.Generator().manual_seed(int(seed))
-        else:
-            index, generator = key, None
-        n = len(self)
-        index = operator.index(index)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"index {index} out of range for {n} items")
-
-        # a file that broke after start-up: with bad_files=skip take the next item (the same
-        # choice in every worker and on resume, since it depends only on the index)
-        for step in range(n):
-            i = (index + step) % n
-            try:
-                payload = self._load(i)
-                break
-            except BadFile as e:
-                if self.bad_files == "fail":
-                    raise PixtransError(f"{e}; fix or remove it, or set data.bad_files=skip") from None
-                self.skipped += 1
-                log.warning(f"skipped unreadable file during training ({self.skipped} so far): {e}")
-        else:
-            raise PixtransError(f"no readable item left in '{self.root}' split '{self.split}'")
+        index, generator = parse_key(key, len(self))
+        i, payload = self._load_readable(index, f"'{self.root}' split '{self.split}'")
 
         sample = self.samples[i]
         h, w = payload[0].shape[-2:]
@@ -567,23 +533,8 @@ class LabelMapDataset(torch.utils.data.Dataset):
         out["index"] = i
         return out
 
-    # ------------------------------------------------------------------------------------------
-    # Worker processes
-
-    def __getstate__(self) -> dict:
-        # spawned DataLoader workers start with an empty cache and fill it lazily; forked ones
-        # share the parent's filled cache copy-on-write
-        state = self.__dict__.copy()
-        if state["_cache"] is not None:
-            state["_cache"], state["cache_bytes"] = {}, 0
-        return state
-
     def __repr__(self) -> str:
-        cache = (
-            "off"
-            if self._cache is None
-            else f"{len(self._cache)} cached ({self.cache_bytes / 2**20:.0f} MiB)"
-        )
+        cache = self._cache_text()
         inputs = f"label_nc={self.label_nc}" if self.label_nc > 0 else f"{self.split}_A images"
         return (
             f"LabelMapDataset({len(self)} items, '{self.root}' split '{self.split}', {inputs}, parts "

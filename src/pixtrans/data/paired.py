@@ -13,7 +13,6 @@ augmentation from `torch.Generator().manual_seed(seed)`, so a resumed run sees t
 from __future__ import annotations
 
 import logging
-import operator
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from pixtrans import PixtransError
+from pixtrans.data.cached import BadFile, CachedDataset, parse_key
 from pixtrans.data.io import (
     IMAGE_EXTENSIONS,
     convert_channels,
@@ -38,15 +38,6 @@ from pixtrans.registry import DATASETS
 log = logging.getLogger("pixtrans.data")
 
 _EXT_LIST = ", ".join(sorted(IMAGE_EXTENSIONS))
-
-
-class BadFile(PixtransError):
-    """A file that cannot be decoded (as opposed to a layout or settings problem): the one kind
-    of error that data.bad_files=skip is allowed to drop."""
-
-    def __init__(self, message: str, path: str):
-        super().__init__(message)
-        self.path = path
 
 
 def _choice(key: str, value, choices) -> None:
@@ -253,7 +244,7 @@ def drop_unreadable(
 
 
 @DATASETS.register("paired")
-class PairedDataset(torch.utils.data.Dataset):
+class PairedDataset(CachedDataset):
     """Aligned image pairs -> {"real_a", "real_b", "path", "index"} with real_a the network input.
 
     Items: `ds[i]` deterministic (centre crop, no flip); `ds[(i, seed)]` random crop/flip drawn
@@ -390,42 +381,9 @@ class PairedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._cache is not None and i in self._cache:
-            return self._cache[i]
-        pair = self._decode(i)
-        if self._cache is not None:
-            self._cache[i] = pair
-            self.cache_bytes += sum(t.numel() * t.element_size() for t in pair)
-        return pair
-
     def __getitem__(self, key) -> dict:
-        if isinstance(key, tuple):
-            index, seed = key
-            generator = torch.Generator().manual_seed(int(seed))
-        else:
-            index, generator = key, None
-        n = len(self)
-        index = operator.index(index)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"index {index} out of range for {n} pairs")
-
-        # a file that broke after start-up: with bad_files=skip take the next one (same for all
-        # processes and resumes, since it depends only on the index)
-        for step in range(n):
-            i = (index + step) % n
-            try:
-                real_a, real_b = self._load(i)
-                break
-            except BadFile as e:
-                if self.bad_files == "fail":
-                    raise PixtransError(f"{e}; fix or remove it, or set data.bad_files=skip") from None
-                self.skipped += 1
-                log.warning(f"skipped unreadable file during training ({self.skipped} so far): {e}")
-        else:
-            raise PixtransError(f"no readable image left in '{self.folder}'")
+        index, generator = parse_key(key, len(self), "pairs")
+        i, (real_a, real_b) = self._load_readable(index, f"'{self.folder}'")
 
         h, w = real_a.shape[-2:]
         params = sample_params(
@@ -447,24 +405,8 @@ class PairedDataset(torch.utils.data.Dataset):
             out.append(to_float(t) * 2.0 - 1.0)  # [0,1] -> [-1,1]; out of place: t may share the cache
         return {"real_a": out[0], "real_b": out[1], "path": self._input_path(i), "index": i}
 
-    # ------------------------------------------------------------------------------------------
-    # Worker processes
-
-    def __getstate__(self) -> dict:
-        # pickled copies (spawned DataLoader workers) start with an empty cache and fill it
-        # lazily; forked workers share the parent's filled cache copy-on-write instead
-        state = self.__dict__.copy()
-        if state["_cache"] is not None:
-            state["_cache"], state["cache_bytes"] = {}, 0
-        return state
-
     def __repr__(self) -> str:
-        cache = (
-            "off"
-            if self._cache is None
-            else f"{len(self._cache)} cached ({self.cache_bytes / 2**20:.0f} MiB)"
-        )
         return (
             f"PairedDataset({len(self)} pairs, {self.layout} '{self.folder}', {self.direction}, "
-            f"{self.preprocess} {self.load_size}/{self.crop_size}, cache {cache})"
+            f"{self.preprocess} {self.load_size}/{self.crop_size}, cache {self._cache_text()})"
         )

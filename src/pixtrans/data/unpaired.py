@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from pixtrans import PixtransError
+from pixtrans.data.cached import CachedDataset
 from pixtrans.data.io import convert_channels, load_array, to_float, to_tensor
 from pixtrans.data.paired import (
     BadFile,
@@ -54,7 +55,7 @@ def find_domains(root: Path, split: str) -> tuple[Path, Path]:
 
 
 @DATASETS.register("unpaired")
-class UnpairedDataset(torch.utils.data.Dataset):
+class UnpairedDataset(CachedDataset):
     """Two image domains -> {"real_a", "real_b", "path_a", "path_b", "index"}.
 
     real_a is [input_nc,H,W] from the input domain (A for AtoB, B for BtoA), real_b
@@ -246,26 +247,10 @@ class UnpairedDataset(torch.utils.data.Dataset):
         real_b = self._transform(img_b, generator, path_b)
         return {"real_a": real_a, "real_b": real_b, "path_a": path_a, "path_b": path_b, "index": index}
 
-    # ------------------------------------------------------------------------------------------
-    # Worker processes
-
-    def __getstate__(self) -> dict:
-        # pickled copies (spawned DataLoader workers) start with an empty cache and fill it
-        # lazily; forked workers share the parent's filled cache copy-on-write instead
-        state = self.__dict__.copy()
-        if state["_cache"] is not None:
-            state["_cache"], state["cache_bytes"] = {}, 0
-        return state
-
     def __repr__(self) -> str:
-        cache = (
-            "off"
-            if self._cache is None
-            else f"{len(self._cache)} cached ({self.cache_bytes / 2**20:.0f} MiB)"
-        )
         n_a, n_b = self.sizes
         return (
             f"UnpairedDataset({n_a} + {n_b} images, '{self.folders[0]}' -> '{self.folders[1]}', "
             f"{self.direction}, {self.preprocess} {self.load_size}/{self.crop_size}, "
-            f"{'serial' if self.serial_batches else 'random'} pairing, cache {cache})"
+            f"{'serial' if self.serial_batches else 'random'} pairing, cache {self._cache_text()})"
         )
