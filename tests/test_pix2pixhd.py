@@ -276,3 +276,35 @@ def test_convert_nvidia_pix2pixhd_generator_and_encoder(tmp_path, netG):
     torch.testing.assert_close(translator(label, inst, image=photo), expected)
     # a wrong --label-nc is caught by the channel count
     assert cli(["convert", str(tmp_path / "latest_net_G.pth"), str(tmp_path / "e2"), "--label-nc", "35"]) == 2
+
+
+@needs_sample
+def test_torchrun_two_processes_match_one_process_double_batch(tmp_path):
+    """pix2pixHD under DDP (gloo): 2 processes x batch 1 = 1 process x batch 2. Instance norm and
+    the per-image encoder pooling keep samples independent, so the averaged gradients agree."""
+    import os
+    import subprocess
+    import sys
+
+    extra = {"train.max_steps": 2, "train.export_at_end": "false"}
+    ddp = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "pixtrans.cli", "train", "pix2pixhd/cityscapes_sample",
+           *tiny_hd(ddp, **extra, **{"train.batch_size": 1})]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+        "OMP_NUM_THREADS": "1",
+    }
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    single = tmp_path / "single"
+    fit(load_config("pix2pixhd/cityscapes_sample", tiny_hd(single, **extra, **{"train.batch_size": 2})))
+    a, b = final_state(ddp), final_state(single)
+    assert a["step"] == b["step"] == 2
+    for net in ("G", "D", "E"):
+        for k, v in a["nets"][net].items():
+            # a conv bias in front of instance norm has a zero gradient up to rounding, which
+            # Adam's normalised step turns into +-lr of either sign: only weights are comparable
+            if k.endswith(".weight"):
+                torch.testing.assert_close(v, b["nets"][net][k], rtol=1e-4, atol=1e-5, msg=f"{net}.{k}")
