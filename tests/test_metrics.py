@@ -554,3 +554,28 @@ def test_evaluate_a_cyclegan_export(tmp_path, monkeypatch):
     assert res["data"]["input"] == str(root / "testB") and res["real"] == str(root / "testA")
     assert sorted(p.name for p in (run / "eval" / "test-ba" / "fake").iterdir()) == ["b0.png", "b1.png"]
     assert res["inception"]["weights"] == "stub (test)" and res["details"]["fid"]["n_fake"] == 2
+
+
+def test_eval_every_logs_metrics_and_keeps_the_best_export(tmp_path, synth_root):
+    from pixtrans.config import load_config
+    from pixtrans.training.loop import fit
+    from pixtrans.training.report import read_stats
+
+    run = tmp_path / "run"
+    extra = {"eval.every": 2, "eval.metrics": "l1,psnr", "eval.best": "psnr"}
+    fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **extra, **{"train.max_steps": 4})))
+    records = read_stats(run / "stats.jsonl")
+    evals = {r["step"]: r for r in records if "val/psnr" in r}
+    assert sorted(evals) == [2, 4] and all(math.isfinite(r["val/l1"]) for r in evals.values())
+    assert "G/l1" in evals[4]  # merged with the loss line of the same step
+    best = json.loads((run / "best" / "config.json").read_text())
+    best_step = max(evals, key=lambda s: evals[s]["val/psnr"])
+    assert best["step"] == best_step and best["source"]["metric"] == "psnr"
+    assert best["source"]["value"] == pytest.approx(evals[best_step]["val/psnr"])
+    # eval settings may change between sessions of a run; the best so far survives the resume
+    more = {**extra, "eval.every": 3, "train.max_steps": 6}
+    trainer = fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **more)))
+    assert trainer.best["value"] >= evals[best_step]["val/psnr"]
+    with pytest.raises(PixtransError, match="eval.best"):
+        bad = {"eval.every": 2, "eval.metrics": "l1", "eval.best": "psnr", "train.max_steps": 2}
+        fit(load_config("pix2pix/demo", tiny_overrides(tmp_path / "bad", synth_root, **bad)))

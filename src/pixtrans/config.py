@@ -115,6 +115,17 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Metrics on a held-out split during training (see docs/evaluation.md)."""
+
+    every: int = 0  # steps between evaluations; 0 = off
+    metrics: str = "l1,psnr,ssim"  # names from `pixtrans evaluate --list`, comma separated
+    split: str = ""  # "" = data.val_split
+    max_images: int = 0  # 0 = the whole split
+    best: str = ""  # keep RUN/best/ (an export) at the best value of this metric; "" = off
+
+
+@dataclass
 class Config:
     method: str = "pix2pix"
     run_dir: str = "runs/default"
@@ -123,6 +134,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -48,6 +48,11 @@ RESUMABLE_CHANGES = {
     "data.cache",
     "data.cache_max_gb",
     "data.root",
+    "eval.every",
+    "eval.metrics",
+    "eval.split",
+    "eval.max_images",
+    "eval.best",
 }
 
 
@@ -138,6 +143,7 @@ class Trainer:
         self.amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[amp]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.step = 0
+        self.best: dict[str, Any] | None = None  # eval.best: {"metric", "value", "step"}
 
     def _check_sizes(self) -> None:
         """Fail before training when fixed-size crops cannot pass through the generators."""
@@ -222,6 +228,7 @@ class Trainer:
             "optimizers": {phase: opt.state_dict() for phase, opt in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "method_state": self.method.extra_state(),
+            "best": self.best,
             "data": {
                 "n": len(self.dataset),
                 "batch_size": self.cfg.train.batch_size,
@@ -250,6 +257,7 @@ class Trainer:
                 stacklevel=2,
             )
         self.step = state["step"]
+        self.best = state.get("best")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -392,6 +400,11 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
         return trainer
 
     samples = _sample_batch(trainer) if is_main else None
+    evaluator = None
+    if is_main and cfg.eval.every > 0:
+        from pixtrans.training.evaluation import TrainingEvaluator
+
+        evaluator = TrainingEvaluator(trainer, run_dir)
     images_per_step = t.batch_size * trainer.dist.world_size
     progress = None
     if is_main and t.progress:
@@ -474,6 +487,23 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
                 progress.update(1)
             if step % t.sample_every == 0 or done:
                 sample()
+            if evaluator is not None and (step % cfg.eval.every == 0 or done):
+                scores = evaluator()
+                if stats is not None:
+                    stats.write({"step": step, **{f"val/{k}": v for k, v in scores.items()}})
+                value = scores.get(cfg.eval.best, math.nan)
+                if evaluator.improved(value, trainer.best):
+                    trainer.best = {"metric": cfg.eval.best, "value": value, "step": step}
+                    gens = {name: trainer.method.nets[name].state_dict() for name in trainer.method.exported}
+                    export_generators(
+                        run_dir / "best",
+                        cfg.to_dict(),
+                        gens,
+                        method=cfg.method,
+                        specs=trainer.method.export_specs(),
+                        source={"kind": "best", **trainer.best},
+                        step=step,
+                    )
             # every rank must agree to stop at the same step (they exchange gradients)
             want_stop = stop.signum is not None
             timed = time.monotonic() - last_ckpt > t.checkpoint_minutes * 60
