@@ -280,6 +280,27 @@ def read_export_info(export_dir: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
+def load_export_net(export_dir: str | os.PathLike, info: Mapping[str, Any], name: str) -> nn.Module:
+    """Build generator `name` of an export from its spec and load its weights strictly."""
+    from safetensors.torch import load_file
+
+    entry = info["generators"][name]
+    net = build_generator(entry["spec"], entry["input_nc"], entry["output_nc"])
+    file = Path(export_dir) / entry["file"]
+    try:
+        state = load_file(str(file), device="cpu")
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise PixtransError(f"cannot read weights '{file}': {e}; re-export the model") from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = " ".join(str(e).split())[:300]
+        raise PixtransError(
+            f"weights in '{file}' do not fit the saved spec: {first}; re-export the model"
+        ) from None
+    return net
+
+
 def is_complete_export(export_dir: str | os.PathLike) -> bool:
     try:
         read_export_info(export_dir)

@@ -89,17 +89,15 @@ def run_features(
     `model` is a run folder (its export/ is written from the newest checkpoint when missing or
     older) or an export folder. Returns the clusters file.
     """
-    from safetensors.torch import load_file
-
     from pixtrans.config import from_dict
     from pixtrans.data import dataset_kwargs
     from pixtrans.inference.export import (
         CONFIG_NAME,
-        build_generator,
         checkpoint_step,
         export_from_checkpoint,
         is_complete_export,
         latest_checkpoint,
+        load_export_net,
         read_export_info,
     )
     from pixtrans.registry import DATASETS
@@ -124,9 +122,7 @@ def run_features(
         raise PixtransError(
             f"'{export}' is not a pix2pixHD model with a feature encoder (model.E); nothing to cluster"
         )
-    entry = info["generators"]["E"]
-    E = build_generator(entry["spec"], entry["input_nc"], entry["output_nc"])
-    E.load_state_dict(load_file(str(export / entry["file"])))
+    E = load_export_net(export, info, "E")
 
     cfg = from_dict(info["config"])
     if data_root:

@@ -43,6 +43,7 @@ from pixtrans.inference.export import (
     clean_state_dict,
     generator_io,
     load_checkpoint,
+    load_export_net,
     read_export_info,
 )
 
@@ -143,20 +144,9 @@ class LabelTranslator:
     def from_export(
         cls, export_dir: str | os.PathLike, device: str | torch.device = "cpu"
     ) -> LabelTranslator:
-        from pixtrans.inference.translator import _load_strict
-
         export_dir = Path(export_dir)
         info = read_export_info(export_dir)
-        nets = {}
-        for name, entry in info["generators"].items():
-            net = build_generator(entry["spec"], entry["input_nc"], entry["output_nc"])
-            file = export_dir / entry["file"]
-            try:
-                state = load_file(str(file), device="cpu")
-            except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-                raise PixtransError(f"cannot read weights '{file}': {e}; re-export the model") from None
-            _load_strict(net, state, file)
-            nets[name] = net
+        nets = {name: load_export_net(export_dir, info, name) for name in info["generators"]}
         clusters = read_clusters(export_dir, info)
         return cls._from_parts(nets, info, clusters, device)
 

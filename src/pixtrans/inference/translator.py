@@ -34,7 +34,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file
 from torch import nn
 
 from pixtrans import PixtransError
@@ -58,6 +57,7 @@ from pixtrans.inference.export import (
     is_complete_export,
     latest_checkpoint,
     load_checkpoint,
+    load_export_net,
     read_export_info,
 )
 from pixtrans.nets.modes import paper_mode
@@ -277,13 +277,7 @@ class Translator:
             return LabelTranslator.from_export(export_dir, device=device)
         name = _pick_generator(list(info["generators"]), generator, export_dir)
         entry = info["generators"][name]
-        net = build_generator(entry["spec"], entry["input_nc"], entry["output_nc"])
-        file = export_dir / entry["file"]
-        try:
-            state = load_file(str(file), device="cpu")
-        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-            raise PixtransError(f"cannot read weights '{file}': {e}; re-export the model") from None
-        _load_strict(net, state, file)
+        net = load_export_net(export_dir, info, name)
         return cls(
             net,
             input_nc=entry["input_nc"],
