@@ -57,3 +57,11 @@ def test_missing_preset_lists_presets(tmp_path):
     bad.write_text("train: [1, 2\n")
     with pytest.raises(PixtransError, match="not valid YAML"):
         load_config(str(bad))
+
+
+def test_on_off_choices_survive_yaml_booleans():
+    # YAML 1.1 turns a bare off/on into False/True; the choice fields must still take them
+    cfg = load_config("pix2pix/demo", ["train.amp=off", "train.channels_last=on"])
+    assert cfg.train.amp == "off" and cfg.train.channels_last == "on"
+    cfg = load_config("pix2pix/demo", ["train.channels_last=off"])
+    assert cfg.train.channels_last == "off"

@@ -155,6 +155,9 @@ def coerce(value: Any, tp, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is Literal:
         choices = typing.get_args(tp)
+        if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans: train.amp=off
+            spelled = {"on", "yes", "true"} if value else {"off", "no", "false"}
+            value = next((c for c in choices if c in spelled), value)
         if value not in choices:
             hint = did_you_mean(str(value), [str(c) for c in choices])
             raise PixtransError(f"config key '{key}': {value!r} is not one of {_type_name(tp)}{hint}")
