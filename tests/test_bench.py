@@ -131,3 +131,30 @@ def test_bench_command_reports_ratio_for_a_config(tmp_path, capsys):
     # the ratio is the median step time over the floor measured in the same run
     floor = train["flops_per_step"] / (res["machine"]["conv_throughput_gflops"] * 1e9)
     assert abs(train["ratio"] - train["step_time_median_s"] / floor) < 1e-6 * train["ratio"]
+
+
+def test_bench_measures_a_mixed_precision_step_against_its_own_floor(tmp_path, monkeypatch):
+    """A bf16 step divided by the fp32 convolution rate would flatter it (AMX runs bf16 ~10x faster)."""
+    import json
+
+    from pixtrans.cli import main
+
+    seen = []
+    real = bench.measure_conv_throughput
+
+    def spy(device="cpu", dtype=torch.float32, **kw):
+        seen.append(dtype)
+        # distinct fake rates so the test can tell which floor divides which time
+        return {torch.float32: 1e11, torch.bfloat16: 8e11}[dtype] if kw.get("seconds") else real()
+
+    monkeypatch.setattr(bench, "measure_conv_throughput", spy)
+    out = tmp_path / "bench.json"
+    args = ["bench", "pix2pix/demo", "model.G.ngf=4", "model.D.ndf=4", "data.crop_size=64"]
+    args += ["data.load_size=64", "train.amp=bf16", "--steps", "1", "--warmup", "0", "--json", str(out)]
+    assert main(args) == 0
+    assert seen == [torch.float32, torch.bfloat16]
+    res = json.loads(out.read_text())
+    train, infer = res["train_step"], res["inference_G"]
+    assert train["precision"] == "bf16" and infer["precision"] == "fp32"
+    assert train["throughput_gflops"] == 800 and infer["throughput_gflops"] == 100
+    assert train["ratio_vs_fp32_floor"] == pytest.approx(train["ratio"] / 8)

@@ -367,6 +367,9 @@ def time_fn(
     )
 
 
+_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 # --------------------------------------------------------------------------
 # results
 # --------------------------------------------------------------------------
@@ -416,6 +419,7 @@ def bench_training(
     iters: int = 10,
     device: Any = "cpu",
     count: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time a training step ``step_fn()`` (it must do the whole step:
     forwards, backwards, optimizer updates).
@@ -430,7 +434,7 @@ def bench_training(
     if flops is None and count:
         flops = count_flops(step_fn)
     st = time_fn(step_fn, warmup=warmup, iters=iters, device=device)
-    return _result("train", st, flops, throughput, batch_size)
+    return _result("train", st, flops, throughput, batch_size, extra)
 
 
 def bench_inference(
@@ -489,12 +493,22 @@ def format_report(results: Any, title: str | None = None) -> str:
             f"{f(r.get('achieved_gflops'), '.0f'):>7} {f(r.get('throughput_gflops'), '.0f'):>9} "
             f"{f(r.get('floor_s'), '.4f'):>8} {f(r.get('ratio'), '.2f'):>6}"
         )
-    tp = next((r.get("throughput_gflops") for _, r in items if r.get("throughput_gflops")), None)
-    if tp:
+    floors: dict[str, float] = {}
+    for _, r in items:
+        if r.get("throughput_gflops"):
+            floors.setdefault(r.get("precision", "fp32"), r["throughput_gflops"])
+    if floors:
+        rates = ", ".join(f"{tp:.0f} GFLOP/s in {prec}" for prec, tp in floors.items())
         lines.append(
-            f"floor = GFLOP / {tp:.0f} GFLOP/s (best sustained large-conv forward "
-            f"throughput measured in this run); ratio = median / floor"
+            f"floor = GFLOP / the best sustained large-conv forward throughput measured in this run "
+            f"at the row's precision ({rates}); ratio = median / floor"
         )
+    for name, r in items:
+        if r.get("ratio_vs_fp32_floor") is not None:
+            lines.append(
+                f"{name} runs in {r['precision']}: {r['ratio_vs_fp32_floor']:.2f}x the fp32 floor "
+                f"(for comparison with fp32 steps only)"
+            )
     disc = sum(int(r.get("discarded_contended") or 0) for _, r in items)
     if disc:
         lines.append(f"note: {disc} timed calls were repeated because other processes competed for the CPU")
@@ -568,7 +582,15 @@ def run_bench(
         dataset = bench_dataset(cfg, max(2 * t.batch_size, 4))
         trainer = Trainer(cfg, run_dir=tmp, dataset=dataset)
     device = trainer.device
-    throughput = measure_conv_throughput(device, seconds=floor_seconds)
+    # The floor is measured at the precision the step's convolutions run in: under train.amp
+    # they run in bf16/fp16 (on AMX CPUs and tensor-core GPUs several times the fp32 rate), and
+    # dividing a mixed-precision step by the fp32 rate would flatter it. Inference is fp32.
+    fp32_throughput = measure_conv_throughput(device, seconds=floor_seconds)
+    amp_dtype = trainer.amp_dtype
+    throughput = fp32_throughput
+    if amp_dtype is not None:
+        throughput = measure_conv_throughput(device, dtype=amp_dtype, seconds=floor_seconds)
+    train_precision = "fp32" if amp_dtype is None else _DTYPE_NAMES[amp_dtype]
     batch = torch.utils.data.default_collate([dataset[i] for i in range(t.batch_size)])
     batch = trainer.to_device({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
     step_flops = count_flops(lambda: trainer.train_step(batch))
@@ -581,7 +603,11 @@ def run_bench(
         iters=steps,
         device=device,
         count=False,
+        extra={"precision": train_precision},
     )
+    if amp_dtype is not None:
+        # for comparison with fp32 steps (ours or the official code's), never as the ratio
+        train["ratio_vs_fp32_floor"] = train["step_time_median_s"] / (step_flops / fp32_throughput)
     name = trainer.method.exported[0]
     net = trainer.method.nets[name].eval()
     if hasattr(trainer.method, "generator_input"):  # pix2pixHD: G reads one-hot labels (+ features)
@@ -589,13 +615,15 @@ def run_bench(
             x = trainer.method.generator_input({k: v[:1] for k, v in batch.items()})[1]
     else:
         x = batch["real_a"][:1]
-    infer = bench_inference(net, x, throughput=throughput, warmup=warmup, iters=steps, device=device)
+    infer = bench_inference(net, x, throughput=fp32_throughput, warmup=warmup, iters=steps, device=device)
+    infer["precision"] = "fp32"
     results = {
         "machine": {
             "device": str(device),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
-            "conv_throughput_gflops": throughput / 1e9,
+            "conv_throughput_gflops": fp32_throughput / 1e9,
+            f"conv_throughput_gflops_{train_precision}": throughput / 1e9,
         },
         "config": {
             "method": cfg.method,
