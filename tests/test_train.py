@@ -56,6 +56,38 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, synth_root):
     assert steps == sorted(set(steps)) and steps[-1] == 16
 
 
+def test_schedule_changed_before_it_matters_resumes_to_identical_weights(tmp_path, synth_root):
+    # the first 12 steps (about one epoch) have the full rate under 3+3 and under 2+1 epochs
+    full = tmp_path / "full"
+    fit(
+        load_config(
+            "pix2pix/demo", tiny_overrides(full, synth_root, **{"train.epochs": 2, "train.epochs_decay": 1})
+        )
+    )
+    part = tmp_path / "part"
+    started = {"train.epochs": 3, "train.epochs_decay": 3, "train.max_steps": 12}
+    fit(load_config("pix2pix/demo", tiny_overrides(part, synth_root, **started)))
+    fit(
+        load_config(
+            "pix2pix/demo", tiny_overrides(part, synth_root, **{"train.epochs": 2, "train.epochs_decay": 1})
+        )
+    )
+    state = final_state(part)
+    assert state["step"] == 3 * state["data"]["steps_per_epoch"]
+    assert_same_training_state(final_state(full), final_state(part))
+    assert "epochs: 2" in (part / "config.yaml").read_text()
+
+
+def test_schedule_change_that_rewrites_the_past_is_refused(tmp_path, synth_root):
+    run = tmp_path / "run"
+    fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 30})))  # in decay
+    saved = (run / "config.yaml").read_text()
+    cfg = load_config("pix2pix/demo", tiny_overrides(run, synth_root, **{"train.epochs": 3}))
+    with pytest.raises(PixtransError, match="epoch 2 another learning rate"):
+        fit(cfg)
+    assert (run / "config.yaml").read_text() == saved and final_state(run)["step"] == 30  # nothing lost
+
+
 def test_run_folder_contents(tmp_path, synth_root):
     run = tmp_path / "run"
     fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 10})))

@@ -56,6 +56,11 @@ RESUMABLE_CHANGES = {
 }
 
 
+# the schedule's length may change on resume (extend a finished run, shorten a long one) as long
+# as every step already taken had the same learning rate under the new schedule
+SCHEDULE_KEYS = ("train.epochs", "train.epochs_decay")
+
+
 def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
     """pix2pix/CycleGAN schedule: constant for `epochs`, then linear decay over `epochs_decay`.
 
@@ -264,9 +269,11 @@ class Trainer:
 # Run folder handling
 
 
-def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
-    """Create the run folder or check that `cfg` may continue the run already in it."""
+def check_run_dir(cfg: Config, run_dir: Path) -> Config | None:
+    """The config the run in `run_dir` was started with (None for a new run), after checking
+    that `cfg` may continue it; schedule changes are checked against the step by `check_schedule`."""
     saved_path = run_dir / "config.yaml"
+    saved = None
     if saved_path.is_file():
         try:
             saved = from_dict(yaml.safe_load(saved_path.read_text()))
@@ -278,7 +285,9 @@ def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
             ) from None
         old, new = _flatten(saved.to_dict()), _flatten(cfg.to_dict())
         changed = [
-            k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES
+            k
+            for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES and k not in SCHEDULE_KEYS
         ]
         if changed:
             k = changed[0]
@@ -286,12 +295,35 @@ def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
                 f"run folder {run_dir} was started with {k}={old.get(k)!r}, now {new.get(k)!r}; "
                 "resume with the same settings or choose another run_dir=..."
             )
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "samples").mkdir(exist_ok=True)
-        tmp = run_dir / ".config.yaml.tmp"
-        save_config(cfg, tmp)
-        os.replace(tmp, saved_path)
+    return saved
+
+
+def check_schedule(saved: Config, cfg: Config, step: int, steps_per_epoch: int, run_dir: Path) -> None:
+    """A new train.epochs / train.epochs_decay must give every step already taken its old rate."""
+    a, b = saved.train, cfg.train
+    if (a.epochs, a.epochs_decay) == (b.epochs, b.epochs_decay) or step == 0:
+        return
+    for epoch in range((step - 1) // steps_per_epoch + 1):
+        s = epoch * steps_per_epoch
+        if lr_factor(s, steps_per_epoch, a.epochs, a.epochs_decay) != lr_factor(
+            s, steps_per_epoch, b.epochs, b.epochs_decay
+        ):
+            raise PixtransError(
+                f"run folder {run_dir} is at step {step} (epoch {step / steps_per_epoch:.2f}) of a "
+                f"train.epochs={a.epochs} + train.epochs_decay={a.epochs_decay} schedule; "
+                f"{b.epochs} + {b.epochs_decay} would have given epoch {epoch} another learning rate. "
+                "A schedule may only change where the run has not been yet: keep the old one or "
+                "choose another run_dir=..."
+            )
+
+
+def write_run_dir(cfg: Config, run_dir: Path) -> None:
+    """Create the run folder and (atomically) record the config it now runs with."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    tmp = run_dir / ".config.yaml.tmp"
+    save_config(cfg, tmp)
+    os.replace(tmp, run_dir / "config.yaml")
 
 
 class StatsWriter:
@@ -383,20 +415,26 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
     run_dir = Path(run_dir or cfg.run_dir)
     trainer = Trainer(cfg, run_dir)
     is_main = trainer.dist.is_main
-    prepare_run_dir(cfg, run_dir, is_main)
-    D.barrier()
+    saved = check_run_dir(cfg, run_dir)
     ckpt_dir = run_dir / "checkpoints"
     found = load_latest(ckpt_dir)
     if found is not None:
         path, state = found
         trainer.load_state_dict(state)
+        if saved is not None:
+            check_schedule(saved, cfg, trainer.step, trainer.steps_per_epoch, run_dir)
         if is_main:
             print(f"resuming {run_dir} from {path.name} (step {trainer.step})", flush=True)
+    D.barrier()  # every rank has checked the folder before rank 0 rewrites its config
+    if is_main:
+        write_run_dir(cfg, run_dir)
+    D.barrier()
     stats = StatsWriter(run_dir / "stats.jsonl", trainer.step) if is_main else None
     t = cfg.train
     if trainer.step >= trainer.end_step:
         if is_main:
-            print(f"{run_dir} already reached step {trainer.step}; raise train.max_steps/epochs to go on")
+            why = "train.max_steps" if trainer.end_step < trainer.total_steps else "the end of its schedule"
+            print(f"{run_dir} already reached step {trainer.step} ({why}); nothing to do")
         return trainer
 
     samples = _sample_batch(trainer) if is_main else None
