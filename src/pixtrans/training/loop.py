@@ -56,8 +56,8 @@ RESUMABLE_CHANGES = {
 }
 
 
-# the schedule's length may change on resume (extend a finished run, shorten a long one) as long
-# as every step already taken had the same learning rate under the new schedule
+# the schedule's length may change on resume (lengthen or shorten a run still at its constant
+# rate) as long as every step already taken had the same learning rate under the new schedule
 SCHEDULE_KEYS = ("train.epochs", "train.epochs_decay")
 
 
