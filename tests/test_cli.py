@@ -9,8 +9,8 @@ import pytest
 from conftest import tiny_overrides
 from PIL import Image
 
+from pixtrans.artifacts.checkpoints import list_checkpoints
 from pixtrans.cli import main
-from pixtrans.training.checkpoint import list_checkpoints
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 

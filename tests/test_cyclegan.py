@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.checkpoints import find_latest
 from pixtrans.config import load_config
 from pixtrans.convert import convert_official, detect_kind, infer_resnet_spec
 from pixtrans.data import UnpairedDataset
@@ -22,7 +23,6 @@ from pixtrans.inference import Translator, pad_to_multiple
 from pixtrans.methods.image_pool import ImagePool
 from pixtrans.nets import build_generator, init_weights
 from pixtrans.nets.resnet import ResnetGenerator
-from pixtrans.training.checkpoint import load_latest
 from pixtrans.training.loop import fit
 
 SHARED = Path(os.environ.get("PIXTRANS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -355,8 +355,8 @@ def test_interrupted_run_resumes_bitwise_with_pools(full_run, tmp_path, unpaired
     part = tmp_path / "part"
     fit(load_config("cyclegan/summer2winter", tiny_cyclegan(part, unpaired_root, **{"train.max_steps": 3})))
     fit(load_config("cyclegan/summer2winter", tiny_cyclegan(part, unpaired_root)))
-    _, a = load_latest(run_full / "checkpoints")
-    _, b = load_latest(part / "checkpoints")
+    a = find_latest(run_full / "checkpoints").state
+    b = find_latest(part / "checkpoints").state
     assert a["step"] == b["step"] == 6
     for net in a["nets"]:
         for k, v in a["nets"][net].items():
@@ -519,7 +519,7 @@ def test_torchrun_two_processes_keep_their_own_pools_and_resume(tmp_path, unpair
         return res
 
     torchrun(2)
-    _, state = load_latest(run / "checkpoints")
+    state = find_latest(run / "checkpoints").state
     ranks = state["method_state_ranks"]
     assert len(ranks) == 2
     # each process filled its own pool from its own shard of the data
@@ -527,7 +527,7 @@ def test_torchrun_two_processes_keep_their_own_pools_and_resume(tmp_path, unpair
     assert len(imgs0) == len(imgs1) == 2 and not torch.equal(imgs0[0], imgs1[0])
     res = torchrun(4)
     assert "from step_000000002.pt" in res.stdout
-    _, state = load_latest(run / "checkpoints")
+    state = find_latest(run / "checkpoints").state
     assert state["step"] == 4
 
 

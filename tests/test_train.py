@@ -13,15 +13,15 @@ import torch
 from conftest import tiny_overrides
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.checkpoints import find_latest, list_checkpoints
 from pixtrans.config import load_config
-from pixtrans.training.checkpoint import list_checkpoints, load_latest
 from pixtrans.training.loop import fit, lr_factor
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 
 
 def final_state(run_dir: Path) -> dict:
-    _, state = load_latest(run_dir / "checkpoints")
+    state = find_latest(run_dir / "checkpoints").state
     return state
 
 

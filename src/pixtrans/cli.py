@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from pixtrans import PixtransError
@@ -60,8 +61,26 @@ def cmd_train(args) -> int:
     return 0
 
 
+# what one translated file may be saved as (PIL writes these); a folder name has no extension
+WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".tga")
+
+
+def _output_is_file(src: Path, dst: Path) -> bool:
+    """One input file to one named output file, or (False) outputs into the folder `dst`."""
+    if not src.is_file() or dst.is_dir() or not dst.suffix:
+        return False
+    if dst.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise PixtransError(
+            f"output '{dst}': '{dst.suffix}' is not an image format pixtrans writes "
+            f"({', '.join(s.lstrip('.') for s in WRITABLE_SUFFIXES)}); name the file with one of "
+            "those, or give a folder name without an extension"
+        )
+    if dst.resolve() == src.resolve():
+        raise PixtransError(f"output '{dst}' is the input file; choose another output path")
+    return True
+
+
 def cmd_translate(args) -> int:
-    from pixtrans.data.io import is_image_file
     from pixtrans.inference.translator import Translator
 
     generator = args.generator
@@ -71,10 +90,7 @@ def cmd_translate(args) -> int:
     src, dst = Path(args.input), Path(args.output)
     if not isinstance(translator, Translator):  # pix2pixHD: label maps (+ instances, styles)
         return _translate_labels(translator, src, dst, args)
-    if src.is_file() and is_image_file(dst):
-        # one file to one named file
-        if dst.resolve() == src.resolve():
-            raise PixtransError(f"output '{dst}' is the input file; choose another output path")
+    if _output_is_file(src, dst):
         dst.parent.mkdir(parents=True, exist_ok=True)
         translator(src, mode=args.mode, seed=args.seed).save(dst)
         print(f"wrote {dst}")
@@ -97,7 +113,7 @@ def _parse_styles(text: str | None) -> dict[int, int] | None:
 
 def _translate_labels(translator, src: Path, dst: Path, args) -> int:
     styles = _parse_styles(args.styles)
-    if src.is_file() and dst.suffix.lower() in (".png", ".jpg", ".jpeg"):
+    if _output_is_file(src, dst):
         instance = Path(args.instances) if args.instances else None
         dst.parent.mkdir(parents=True, exist_ok=True)
         translator(src, instance, image=args.style_images, styles=styles, seed=args.seed).save(dst)
@@ -399,8 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    # the CLI shows warnings as users read errors: one line, no source location
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         return args.fn(args)
     except PixtransError as e:

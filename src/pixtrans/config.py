@@ -110,6 +110,9 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints
     checkpoint_minutes: float = 10.0  # also checkpoint when this much time has passed
     keep_checkpoints: int = 3
+    # auto: continue from the newest checkpoint that loads; restart: start again from step 0 in
+    # a run folder whose checkpoints are all damaged (they are kept as step_*.pt.damaged)
+    resume: Literal["auto", "restart"] = "auto"
     export_at_end: bool = True
     progress: bool = True
 
@@ -298,21 +301,63 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple = ()) ->
 def validate(cfg: Config) -> None:
     """Cross-field checks that a single field's type cannot express."""
     d, t = cfg.data, cfg.train
-    for key, val in (
-        ("data.input_nc", d.input_nc),
-        ("data.output_nc", d.output_nc),
-        ("train.batch_size", t.batch_size),
-        ("train.keep_checkpoints", t.keep_checkpoints),
+    for key, val, least, what in (
+        ("data.input_nc", d.input_nc, 1, "channels"),
+        ("data.output_nc", d.output_nc, 1, "channels"),
+        ("data.load_size", d.load_size, 1, "pixels"),
+        ("data.crop_size", d.crop_size, 1, "pixels"),
+        ("data.max_images", d.max_images, 0, "images; 0 = all"),
+        ("data.num_workers", d.num_workers, -1, "DataLoader workers; -1 = auto"),
+        ("data.synthetic_size", d.synthetic_size, 1, "images"),
+        ("data.synthetic_resolution", d.synthetic_resolution, 8, "pixels"),
+        ("train.batch_size", t.batch_size, 1, "images per step"),
+        ("train.epochs", t.epochs, 0, "epochs at the constant rate"),
+        ("train.epochs_decay", t.epochs_decay, 0, "epochs of linear decay"),
+        ("train.fix_global_epochs", t.fix_global_epochs, 0, "epochs"),
+        ("train.max_steps", t.max_steps, 0, "steps; 0 = the whole schedule"),
+        ("train.log_every", t.log_every, 1, "steps between stats lines"),
+        ("train.sample_every", t.sample_every, 1, "steps between sample grids"),
+        ("train.report_every", t.report_every, 1, "steps between report refreshes"),
+        ("train.checkpoint_every", t.checkpoint_every, 1, "steps between checkpoints"),
+        ("train.keep_checkpoints", t.keep_checkpoints, 1, "checkpoints kept"),
+        ("eval.every", cfg.eval.every, 0, "steps between evaluations; 0 = off"),
+        ("eval.max_images", cfg.eval.max_images, 0, "images; 0 = the whole split"),
     ):
-        if val < 1:
-            raise PixtransError(f"config key '{key}' must be >= 1, got {val}")
+        if val < least:
+            raise PixtransError(f"config key '{key}' must be >= {least} ({what}), got {val}")
+    if t.epochs + t.epochs_decay < 1:
+        raise PixtransError(
+            "config keys 'train.epochs' + 'train.epochs_decay' give a schedule of zero epochs; "
+            "set train.epochs (constant rate) and/or train.epochs_decay to at least 1"
+        )
+    for key, val in (("train.beta1", t.beta1), ("train.beta2", t.beta2)):
+        if not 0.0 <= val < 1.0:
+            raise PixtransError(f"config key '{key}' must lie in [0, 1) (an Adam moment decay), got {val}")
+    if not t.checkpoint_minutes > 0:
+        raise PixtransError(
+            f"config key 'train.checkpoint_minutes' must be > 0 (minutes between timed checkpoints), "
+            f"got {t.checkpoint_minutes}"
+        )
     if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.crop_size > d.load_size:
         raise PixtransError(
             f"config key 'data.crop_size' ({d.crop_size}) is larger than 'data.load_size' ({d.load_size}); "
             "set data.load_size >= data.crop_size"
         )
-    if t.lr <= 0:
-        raise PixtransError(f"config key 'train.lr' must be > 0, got {t.lr}")
+    if not t.lr > 0 or t.lr == float("inf"):  # also refuses nan
+        raise PixtransError(f"config key 'train.lr' must be a finite number > 0, got {t.lr}")
+    loss = cfg.loss
+    for key in ("lambda_l1", "lambda_gp", "lambda_cycle", "lambda_idt", "lambda_feat", "lambda_vgg"):
+        val = getattr(loss, key)
+        if not 0 <= val < float("inf"):
+            raise PixtransError(f"config key 'loss.{key}' must be a finite weight >= 0, got {val}")
+    if not 0 < loss.d_loss_scale < float("inf"):
+        raise PixtransError(f"config key 'loss.d_loss_scale' must be > 0, got {loss.d_loss_scale}")
+    if loss.pool_size < 0:
+        raise PixtransError(
+            f"config key 'loss.pool_size' must be >= 0 (0 = no history), got {loss.pool_size}"
+        )
+    if not d.cache_max_gb >= 0:
+        raise PixtransError(f"config key 'data.cache_max_gb' must be >= 0, got {d.cache_max_gb}")
     from pixtrans.nets import spec_defaults
     from pixtrans.registry import DISCRIMINATORS, GENERATORS
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 import operator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from pixtrans import PixtransError
+from pixtrans.data.io import image_size
+from pixtrans.data.transforms import output_size
 
 log = logging.getLogger("pixtrans.data")
 
@@ -81,6 +84,24 @@ class CachedDataset(torch.utils.data.Dataset):
         if state["_cache"] is not None:
             state["_cache"], state["cache_bytes"] = {}, 0
         return state
+
+    def _input_files(self) -> Iterator[tuple[str, bool]]:
+        """(path, is an A|B file holding two images side by side) of every image a generator
+        reads, for `network_sizes`."""
+        raise NotImplementedError
+
+    def network_sizes(self) -> dict[tuple[int, int], str]:
+        """(w, h) of the tensors the generators will see -> one file that gives that size, read
+        from the headers. With the cropping modes there is one size; with scale_width and none the
+        sizes follow the images."""
+        sizes: dict[tuple[int, int], str] = {}
+        for path, side_by_side in self._input_files():
+            w, h = image_size(path)
+            size = output_size(
+                self.preprocess, (w // 2 if side_by_side else w, h), self.load_size, self.crop_size
+            )
+            sizes.setdefault(size, path)
+        return sizes
 
     def _cache_text(self) -> str:
         if self._cache is None:

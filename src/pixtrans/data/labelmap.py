@@ -487,6 +487,9 @@ class LabelMapDataset(CachedDataset):
         )
         self._cache = keep if caching else None
 
+    def _input_files(self):
+        yield from ((sample["input"], False) for sample in self.samples)
+
     # ------------------------------------------------------------------------------------------
     # Item access
 

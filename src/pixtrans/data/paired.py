@@ -375,6 +375,10 @@ class PairedDataset(CachedDataset):
         )
         self._cache = keep
 
+    def _input_files(self):
+        for i, (pa, pb) in enumerate(self.samples):
+            yield (pa, True) if pb is None else (self._input_path(i), False)
+
     # ------------------------------------------------------------------------------------------
     # Item access
 

@@ -177,6 +177,11 @@ class UnpairedDataset(CachedDataset):
                 cache.update({(side, i): v[0] for i, v in side_keep.items()})
         self._cache = cache if keep is not None else None
 
+    def _input_files(self):
+        # both domains pass through a generator (G_ab reads A, G_ba reads B)
+        for files in self.files:
+            yield from ((p, False) for p in files)
+
     # ------------------------------------------------------------------------------------------
     # Item access
 

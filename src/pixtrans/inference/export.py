@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,18 @@ from torch import nn
 
 import pixtrans
 from pixtrans import PixtransError
+from pixtrans.artifacts.checkpoints import (
+    checkpoints_folder,
+    find_latest,
+    list_checkpoints,
+    read_checkpoint,
+)
 from pixtrans.fsutil import atomic_write_text, atomic_write_with, fsync_dir
 
 FORMAT = "pixtrans-export"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 VALUE_RANGE = [-1.0, 1.0]  # generators read and write images scaled to this range
-CHECKPOINT_NAME = re.compile(r"^step_(\d{9})\.pt$")  # RUN/checkpoints/step_000001000.pt
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
 
 
@@ -309,52 +315,31 @@ def is_complete_export(export_dir: str | os.PathLike) -> bool:
         return False
 
 
-def checkpoint_step(path: Path) -> int | None:
-    m = CHECKPOINT_NAME.match(Path(path).name)
-    return int(m.group(1)) if m else None
-
-
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """Newest RUN/checkpoints/step_*.pt (by step) in `folder` (a run or checkpoints folder)."""
-    folder = Path(folder)
-    if (folder / "checkpoints").is_dir():
-        folder = folder / "checkpoints"
-    if not folder.is_dir():
-        return None
-    found = [(checkpoint_step(p), p) for p in folder.iterdir() if checkpoint_step(p) is not None]
-    return max(found)[1] if found else None
+    """Newest file named RUN/checkpoints/step_*.pt (by step) in a run or checkpoints folder."""
+    found = list_checkpoints(checkpoints_folder(folder))
+    return found[-1] if found else None
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, trusted: bool = False) -> dict[str, Any]:
-    """A training checkpoint: a dict with at least "config" and "nets".
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A training checkpoint file, read without running any code from it (see artifacts)."""
+    return read_checkpoint(path)
 
-    Read with torch.load(weights_only=True), which runs no code from the file. `trusted=True`
-    (exporting one's own run) falls back to a full unpickle for checkpoints holding objects the
-    restricted loader refuses (e.g. numpy arrays in some RNG states).
-    """
+
+def load_run_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """(file, state) of a checkpoint file, or of the newest checkpoint of a run / checkpoints
+    folder that loads; newer damaged files are skipped with a warning that names them."""
     path = Path(path)
-    if not path.is_file():
-        raise PixtransError(f"checkpoint '{path}' does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - pickle / zip / restricted-unpickler errors
-        first = " ".join(str(e).split())[:200]
-        if not trusted:
-            raise PixtransError(
-                f"cannot read checkpoint '{path}' safely (weights_only load: {type(e).__name__}: {first}); "
-                "if you trust the file, export it first with export_from_checkpoint / `pixtrans export`"
-            ) from None
-        try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as e2:  # noqa: BLE001
-            first = " ".join(str(e2).split())[:200]
-            raise PixtransError(f"cannot read checkpoint '{path}': {type(e2).__name__}: {first}") from None
-    if not isinstance(ckpt, dict) or "nets" not in ckpt or "config" not in ckpt:
-        raise PixtransError(
-            f"'{path}' is not a pixtrans training checkpoint (no 'nets'/'config'); for an official "
-            "pix2pix/CycleGAN .pth file use `pixtrans convert`"
-        )
-    return ckpt
+    if path.is_file():
+        return path, read_checkpoint(path)
+    if not path.is_dir():
+        raise PixtransError(f"'{path}' does not exist; expected a run folder or a checkpoint .pt file")
+    found = find_latest(checkpoints_folder(path))
+    if found is None:
+        raise PixtransError(f"no checkpoints (checkpoints/step_*.pt) in '{path}'; expected a run folder")
+    for err in found.damaged:
+        warnings.warn(f"{err}; using the older {found.path.name} (step {found.step})", stacklevel=2)
+    return found.path, found.state
 
 
 def checkpoint_generators(ckpt: Mapping) -> dict[str, Mapping[str, torch.Tensor]]:
@@ -364,19 +349,6 @@ def checkpoint_generators(ckpt: Mapping) -> dict[str, Mapping[str, torch.Tensor]
     return {k: v for k, v in ckpt["nets"].items() if k.startswith("G") or (hd and k == "E")}
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or the newest checkpoint of a run / checkpoints folder."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is not None:
-            return found
-        raise PixtransError(f"no checkpoints (checkpoints/step_*.pt) in '{path}'; expected a run folder")
-    raise PixtransError(f"'{path}' does not exist; expected a run folder or a checkpoint .pt file")
-
-
 def export_from_checkpoint(
     ckpt_path_or_run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
 ) -> Path:
@@ -384,11 +356,10 @@ def export_from_checkpoint(
 
     out_dir defaults to RUN/export for a run folder or a checkpoint inside RUN/checkpoints.
     """
-    path = resolve_checkpoint(ckpt_path_or_run_dir)
+    path, ckpt = load_run_checkpoint(ckpt_path_or_run_dir)
     if out_dir is None:
         run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         out_dir = run / "export"
-    ckpt = load_checkpoint(path, trusted=True)
     gens = checkpoint_generators(ckpt)
     if not gens:
         raise PixtransError(f"checkpoint '{path}' holds no generator (nets: {', '.join(ckpt['nets'])})")

@@ -89,11 +89,11 @@ def run_features(
     `model` is a run folder (its export/ is written from the newest checkpoint when missing or
     older) or an export folder. Returns the clusters file.
     """
+    from pixtrans.artifacts.checkpoints import checkpoint_step
     from pixtrans.config import from_dict
     from pixtrans.data import dataset_kwargs
     from pixtrans.inference.export import (
         CONFIG_NAME,
-        checkpoint_step,
         export_from_checkpoint,
         is_complete_export,
         latest_checkpoint,

@@ -152,12 +152,12 @@ class LabelTranslator:
 
     @classmethod
     def from_checkpoint(
-        cls, ckpt_path: str | os.PathLike, device: str | torch.device = "cpu"
+        cls, ckpt_path: str | os.PathLike, device: str | torch.device = "cpu", state: dict | None = None
     ) -> LabelTranslator:
         from pixtrans.inference.translator import _load_strict
 
         ckpt_path = Path(ckpt_path)
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = state if state is not None else load_checkpoint(ckpt_path)
         config = ckpt["config"]
         nets, entries = {}, {}
         for name, state in checkpoint_generators(ckpt).items():

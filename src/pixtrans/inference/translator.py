@@ -37,6 +37,7 @@ from PIL import Image
 from torch import nn
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.checkpoints import checkpoint_step, read_checkpoint
 from pixtrans.data.io import (
     _from_pil,
     convert_channels,
@@ -51,13 +52,12 @@ from pixtrans.inference.export import (
     CONFIG_NAME,
     build_generator,
     checkpoint_generators,
-    checkpoint_step,
     clean_state_dict,
     generator_io,
     is_complete_export,
     latest_checkpoint,
-    load_checkpoint,
     load_export_net,
+    load_run_checkpoint,
     read_export_info,
 )
 from pixtrans.nets.modes import paper_mode
@@ -260,7 +260,11 @@ class Translator:
             if ckpt is None or export_step is None or export_step >= (checkpoint_step(ckpt) or 0):
                 return cls.from_export(export, device=device, generator=generator)
         if ckpt is not None:
-            return cls.from_checkpoint(ckpt, device=device, generator=generator)
+            # the newest checkpoint that loads: damaged newer files are skipped with a warning
+            ckpt, state = load_run_checkpoint(path)
+            if is_complete_export(export) and (read_export_info(export).get("step") or -1) >= state["step"]:
+                return cls.from_export(export, device=device, generator=generator)
+            return cls.from_checkpoint(ckpt, device=device, generator=generator, state=state)
         raise PixtransError(
             f"'{path}' holds no config.json, complete export/ or checkpoints/step_*.pt; expected {EXPECTED}"
         )
@@ -291,14 +295,18 @@ class Translator:
 
     @classmethod
     def from_checkpoint(
-        cls, ckpt_path: str | os.PathLike, device: str | torch.device = "cpu", generator: str | None = None
+        cls,
+        ckpt_path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        generator: str | None = None,
+        state: dict | None = None,  # the file's contents, when the caller has read it already
     ) -> Translator:
         ckpt_path = Path(ckpt_path)
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = state if state is not None else read_checkpoint(ckpt_path)
         if ckpt["config"].get("method") == "pix2pixhd" and generator is None:
             from pixtrans.inference.label_translator import LabelTranslator
 
-            return LabelTranslator.from_checkpoint(ckpt_path, device=device)
+            return LabelTranslator.from_checkpoint(ckpt_path, device=device, state=ckpt)
         gens = checkpoint_generators(ckpt)
         if not gens:
             raise PixtransError(

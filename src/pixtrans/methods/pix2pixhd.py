@@ -54,9 +54,8 @@ def load_global_weights(path: str | Path) -> dict[str, torch.Tensor]:
         CONFIG_NAME,
         clean_state_dict,
         is_complete_export,
-        load_checkpoint,
+        load_run_checkpoint,
         read_export_info,
-        resolve_checkpoint,
     )
 
     path = Path(path)
@@ -71,7 +70,7 @@ def load_global_weights(path: str | Path) -> dict[str, torch.Tensor]:
         if "G" not in info["generators"]:
             raise PixtransError(f"config key 'model.load_global': export '{export}' has no generator G")
         return load_file(str(export / info["generators"]["G"]["file"]))
-    ckpt = load_checkpoint(resolve_checkpoint(path))
+    _, ckpt = load_run_checkpoint(path)
     if "G" not in ckpt["nets"]:
         raise PixtransError(f"config key 'model.load_global': '{path}' holds no generator G")
     return clean_state_dict(ckpt["nets"]["G"])

@@ -24,6 +24,7 @@ class TrainingEvaluator:
         from pixtrans.evaluate import _select, parse_metric_list
         from pixtrans.registry import METRICS
         from pixtrans.training.builders import build_dataset
+        from pixtrans.training.loop import check_sizes
 
         cfg = trainer.cfg
         self.trainer, self.run_dir, self.cfg = trainer, run_dir, cfg.eval
@@ -44,6 +45,7 @@ class TrainingEvaluator:
                 )
             self.higher_is_better = METRICS.get(cfg.eval.best).higher_is_better
         dataset = build_dataset(cfg, split, run_dir=run_dir)
+        check_sizes(cfg, dataset, trainer.size_multiple, batch_size=1, split=split)
         n = len(dataset) if cfg.eval.max_images <= 0 else min(len(dataset), cfg.eval.max_images)
         self.items = [{k: v for k, v in dataset[i].items() if isinstance(v, torch.Tensor)} for i in range(n)]
         self.folder = run_dir / "eval_during"
@@ -52,17 +54,19 @@ class TrainingEvaluator:
     def __call__(self) -> dict[str, float]:
         from pixtrans.data.io import write_image
         from pixtrans.evaluate import _write_if_changed, evaluate_folders
+        from pixtrans.training.loop import batches_of_one_size
 
         method = self.trainer.method
         real_dir, fake_dir = self.folder / "real", self.folder / "fake"
-        for i in range(0, len(self.items), 8):
-            batch = torch.utils.data.default_collate(self.items[i : i + 8])
+        i = 0
+        for batch in batches_of_one_size(self.items, 8):
             batch = self.trainer.to_device(batch)
             cols = method.visuals(batch)
             fake = cols.get("output", cols.get("fake_b"))
-            for j, (y, x) in enumerate(zip(fake, batch["real_b"], strict=True)):
-                write_image(y.float().cpu(), fake_dir / f"{i + j:05d}.png")
-                _write_if_changed(x.float().cpu(), real_dir / f"{i + j:05d}.png")
+            for y, x in zip(fake, batch["real_b"], strict=True):
+                write_image(y.float().cpu(), fake_dir / f"{i:05d}.png")
+                _write_if_changed(x.float().cpu(), real_dir / f"{i:05d}.png")
+                i += 1
         result = evaluate_folders(real_dir, fake_dir, self.metrics, progress=False, kinds=self.kinds)
         return {k: float(v) for k, v in result["metrics"].items() if v is not None}
 

@@ -14,8 +14,10 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +25,25 @@ import torch
 import yaml
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.checkpoints import (
+    CheckpointWriter,
+    Found,
+    NoLoadableCheckpoint,
+    find_latest,
+    set_aside,
+)
 from pixtrans.config import Config, from_dict, save_config
 from pixtrans.data.sampler import StepBatchSampler, _mix
+from pixtrans.data.transforms import crops
 from pixtrans.fsutil import atomic_write_bytes
 from pixtrans.methods import Method
 from pixtrans.registry import METHODS
 from pixtrans.training import dist as D
 from pixtrans.training.builders import build_dataset
-from pixtrans.training.checkpoint import load_latest, save_checkpoint
 
 # settings that may change between sessions of one run without changing what it computes
 RESUMABLE_CHANGES = {
+    "run_dir",  # a run folder may be moved or copied; it is wherever it is now
     "train.max_steps",
     "train.log_every",
     "train.sample_every",
@@ -44,6 +54,7 @@ RESUMABLE_CHANGES = {
     "train.export_at_end",
     "train.progress",
     "train.device",
+    "train.resume",
     "data.num_workers",
     "data.cache",
     "data.cache_max_gb",
@@ -110,6 +121,14 @@ class Trainer:
         self.dataset = (
             dataset if dataset is not None else build_dataset(cfg, cfg.data.train_split, self.run_dir)
         )
+        world = self.dist.world_size
+        if len(self.dataset) // world < t.batch_size:
+            per = f" per process x {world} processes" if world > 1 else ""
+            raise PixtransError(
+                f"config key 'train.batch_size' ({t.batch_size}{per}) is larger than the training set: "
+                f"{len(self.dataset)} item(s) in split '{cfg.data.train_split}' of data.root="
+                f"'{cfg.data.root}'; lower train.batch_size or add images"
+            )
         self.sampler = StepBatchSampler(
             len(self.dataset), t.batch_size, cfg.seed, rank=self.dist.rank, world_size=self.dist.world_size
         )
@@ -151,17 +170,12 @@ class Trainer:
         self.best: dict[str, Any] | None = None  # eval.best: {"metric", "value", "step"}
 
     def _check_sizes(self) -> None:
-        """Fail before training when fixed-size crops cannot pass through the generators."""
-        d = self.cfg.data
-        if d.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
-            return
-        for name in self.method.exported:
-            multiple = getattr(self.method.nets[name], "size_multiple", 1)
-            if d.crop_size % multiple:
-                raise PixtransError(
-                    f"config key 'data.crop_size' ({d.crop_size}) must be a multiple of {multiple} for "
-                    f"generator {name} ({self.cfg.model.G}); change data.crop_size or the generator depth"
-                )
+        check_sizes(self.cfg, self.dataset, self.size_multiple, self.cfg.train.batch_size)
+
+    @property
+    def size_multiple(self) -> int:
+        """What every side of a generator input must be a multiple of (all exported nets)."""
+        return math.lcm(*(getattr(self.method.nets[n], "size_multiple", 1) for n in self.method.exported))
 
     # ------------------------------------------------------------------------------------------
     def phase_params(self, phase: str) -> list[torch.nn.Parameter]:
@@ -317,6 +331,92 @@ def check_schedule(saved: Config, cfg: Config, step: int, steps_per_epoch: int, 
             )
 
 
+def check_sizes(cfg: Config, dataset, multiple: int, batch_size: int, split: str | None = None) -> None:
+    """Fail before anything is written when a split's images cannot pass through the generators:
+    crops or image sizes that are not a multiple of the generators' stride, or images of several
+    sizes that would have to share a batch."""
+    d = cfg.data
+    if crops(d.preprocess):
+        if d.crop_size % multiple:
+            raise PixtransError(
+                f"config key 'data.crop_size' ({d.crop_size}) must be a multiple of {multiple} for "
+                f"the generator ({cfg.model.G}); change data.crop_size or the generator depth"
+            )
+        return
+    sizes_of = getattr(dataset, "network_sizes", None)
+    if sizes_of is None:  # an in-memory dataset (benchmarks, tests): its tensors are the sizes
+        return
+    sizes = sizes_of()
+    bad = [(wh, path) for wh, path in sizes.items() if wh[0] % multiple or wh[1] % multiple]
+    where = f" (split '{split}')" if split else ""
+    if bad:
+        (w, h), path = bad[0]
+        raise PixtransError(
+            f"config key 'data.preprocess' is '{d.preprocess}', which makes '{path}'{where} {w}x{h}, but "
+            f"the generator needs sides that are multiples of {multiple} ({len(bad)} of {len(sizes)} "
+            f"image sizes do not fit); use data.preprocess=resize_and_crop or crop with a data.crop_size "
+            f"that is a multiple of {multiple}, or resize the images"
+        )
+    if batch_size > 1 and len(sizes) > 1:
+        (a, pa), (b, pb) = list(sizes.items())[:2]
+        raise PixtransError(
+            f"config key 'data.preprocess' is '{d.preprocess}', which keeps the images' own sizes, and "
+            f"they differ ('{pa}' gives {a[0]}x{a[1]}, '{pb}' {b[0]}x{b[1]}; {len(sizes)} sizes), so they "
+            f"cannot share a batch of train.batch_size={batch_size}; use train.batch_size=1 or a "
+            "cropping mode (data.preprocess=resize_and_crop)"
+        )
+
+
+def batches_of_one_size(items: list[dict[str, Any]], batch_size: int) -> Iterator[dict[str, Any]]:
+    """Collate consecutive dataset items into batches of at most `batch_size`, starting a new
+    batch where the size changes (data.preprocess=none/scale_width keep each image's size)."""
+    group: list[dict[str, torch.Tensor]] = []
+    for item in items:
+        tensors = {k: v for k, v in item.items() if isinstance(v, torch.Tensor)}
+        if group and (
+            len(group) == batch_size or any(tensors[k].shape != v.shape for k, v in group[0].items())
+        ):
+            yield torch.utils.data.default_collate(group)
+            group = []
+        group.append(tensors)
+    if group:
+        yield torch.utils.data.default_collate(group)
+
+
+def find_resume_point(ckpt_dir: Path, resume: str, say: bool = True) -> tuple[Found | None, list[Path]]:
+    """(the checkpoint to resume from or None, damaged checkpoint files to set aside).
+
+    A damaged newest checkpoint falls back to the previous one (and says so). When checkpoint
+    files exist and none loads, the run stops with an error that changes nothing, unless
+    train.resume=restart asks to start again from step 0 (the damaged files are kept aside).
+    """
+    hint = (
+        ". To train this run again from step 0 add train.resume=restart (the damaged files are "
+        "kept as step_*.pt.damaged), or choose a new run_dir=..."
+    )
+    try:
+        found = find_latest(ckpt_dir, hint=hint)
+    except NoLoadableCheckpoint as e:
+        if resume != "restart":
+            raise
+        return None, [err.path for err in e.errors]
+    if found is None:
+        return None, []
+    if resume == "restart":
+        raise PixtransError(
+            f"config key 'train.resume' is 'restart', but {found.path} loads (step {found.step}); "
+            "restart only applies when no checkpoint loads: resume it (train.resume=auto) or choose "
+            "another run_dir=..."
+        )
+    for err in found.damaged if say else ():
+        print(
+            f"warning: {err}; resuming from the older {found.path.name} (step {found.step})",
+            file=sys.stderr,
+            flush=True,
+        )
+    return found, [err.path for err in found.damaged]
+
+
 def write_run_dir(cfg: Config, run_dir: Path) -> None:
     """Create the run folder and (atomically) record the config it now runs with."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -393,18 +493,26 @@ def _loader(trainer: Trainer, start_step: int):
 
 
 def _sample_batch(trainer: Trainer, n: int = 4) -> dict[str, Any]:
-    """Fixed images for the sample grids: the held-out split when there is one."""
+    """Fixed images for the sample grids: the held-out split when there is one (its first `n`
+    images of the first image's size that the generators take), else the training split."""
     cfg = trainer.cfg
-    dataset = trainer.dataset
+    sources = [trainer.dataset]
     if cfg.data.val_split:
         try:
-            dataset = build_dataset(cfg, cfg.data.val_split, run_dir=trainer.run_dir)
+            sources.insert(0, build_dataset(cfg, cfg.data.val_split, run_dir=trainer.run_dir))
         except PixtransError:
-            dataset = trainer.dataset
-    items = [dataset[i] for i in range(min(n, len(dataset)))]
-    tensors = [{k: v for k, v in it.items() if isinstance(v, torch.Tensor)} for it in items]
-    batch = torch.utils.data.default_collate(tensors)
-    return trainer.to_device(batch)
+            pass
+    m = trainer.size_multiple
+    for dataset in sources:
+        chosen: list[dict[str, Any]] = []
+        for i in range(min(len(dataset), 64)):
+            item = dataset[i]
+            h, w = next(v for v in item.values() if isinstance(v, torch.Tensor)).shape[-2:]
+            if h % m == 0 and w % m == 0:
+                chosen.append(item)
+        if chosen:
+            return trainer.to_device(next(batches_of_one_size(chosen, n)))
+    raise PixtransError(f"no image of the training set fits the generator (sides must be multiples of {m})")
 
 
 def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
@@ -413,36 +521,43 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
     from pixtrans.training.report import save_sample_grid, write_report
 
     run_dir = Path(run_dir or cfg.run_dir)
+    t = cfg.train
     trainer = Trainer(cfg, run_dir)
     is_main = trainer.dist.is_main
     saved = check_run_dir(cfg, run_dir)
     ckpt_dir = run_dir / "checkpoints"
-    found = load_latest(ckpt_dir)
+    found, damaged = find_resume_point(ckpt_dir, t.resume, say=is_main)
     if found is not None:
-        path, state = found
-        trainer.load_state_dict(state)
+        trainer.load_state_dict(found.state)
         if saved is not None:
             check_schedule(saved, cfg, trainer.step, trainer.steps_per_epoch, run_dir)
         if is_main:
-            print(f"resuming {run_dir} from {path.name} (step {trainer.step})", flush=True)
-    D.barrier()  # every rank has checked the folder before rank 0 rewrites its config
+            print(f"resuming {run_dir} from {found.path.name} (step {trainer.step})", flush=True)
+    # built before anything is written, so a held-out split the generator cannot take stops here
+    samples = evaluator = None
+    if is_main and trainer.step < trainer.end_step:
+        samples = _sample_batch(trainer)
+        if cfg.eval.every > 0:
+            from pixtrans.training.evaluation import TrainingEvaluator
+
+            evaluator = TrainingEvaluator(trainer, run_dir)
+    D.barrier()  # every rank has checked the folder before rank 0 changes anything in it
     if is_main:
+        # every check passed: only now are damaged checkpoints renamed and the config rewritten
+        for path, new in zip(damaged, set_aside(damaged), strict=True):
+            print(
+                f"warning: checkpoint {path.name} is damaged; kept as {new.name}", file=sys.stderr, flush=True
+            )
         write_run_dir(cfg, run_dir)
     D.barrier()
+    writer = CheckpointWriter(ckpt_dir, t.keep_checkpoints, known_good=[found.path] if found else [])
     stats = StatsWriter(run_dir / "stats.jsonl", trainer.step) if is_main else None
-    t = cfg.train
     if trainer.step >= trainer.end_step:
         if is_main:
             why = "train.max_steps" if trainer.end_step < trainer.total_steps else "the end of its schedule"
             print(f"{run_dir} already reached step {trainer.step} ({why}); nothing to do")
         return trainer
 
-    samples = _sample_batch(trainer) if is_main else None
-    evaluator = None
-    if is_main and cfg.eval.every > 0:
-        from pixtrans.training.evaluation import TrainingEvaluator
-
-        evaluator = TrainingEvaluator(trainer, run_dir)
     images_per_step = t.batch_size * trainer.dist.world_size
     progress = None
     if is_main and t.progress:
@@ -467,7 +582,7 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
             state = trainer.state_dict()
             if ranks_state is not None:
                 state["method_state_ranks"] = ranks_state
-            save_checkpoint(ckpt_dir, trainer.step, state, keep=t.keep_checkpoints)
+            writer.save(trainer.step, state)
 
     def report(running: bool):
         if is_main:
