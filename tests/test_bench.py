@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pixtrans import bench
+from pixtrans import bench, runtime
 
 
 def test_conv_flops_match_formula():
@@ -97,7 +97,7 @@ def test_bench_training_and_inference_tiny():
 
 
 def test_tune_malloc_is_safe():
-    assert bench.tune_malloc() in (True, False)
+    assert runtime.tune_malloc() in (True, False)
     torch.randn(1 << 20).sum()
 
 

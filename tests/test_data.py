@@ -18,13 +18,13 @@ from PIL import Image
 from pixtrans import PixtransError
 from pixtrans.data import (
     PairedDataset,
+    SyntheticDataset,
     generate_synthetic_pairs,
     image_size,
     load_array,
     output_size,
     read_image,
     sample_params,
-    synthetic_dataset,
     write_image,
 )
 from pixtrans.data.synth import PALETTE
@@ -474,9 +474,7 @@ def test_synthetic_dataset_labels_to_photo(tmp_path):
     assert {tuple(c) for c in labels.tolist()} <= palette  # real_a is the flat label map
     assert len({tuple(c) for c in labels.tolist()}) >= 3
     assert (
-        synthetic_dataset(
-            root=tmp_path, split="train", size=20, resolution=32, seed=0, preprocess="none"
-        ).root
+        SyntheticDataset(root=tmp_path, split="train", size=20, resolution=32, seed=0, preprocess="none").root
         == ds.root
     )
 

@@ -25,16 +25,12 @@ Public API
 - :func:`time_fn` - robust wall-clock timing (median/p10/p90).
 - :func:`bench_training` / :func:`bench_inference` - result dicts.
 - :func:`format_report` - human-readable table.
-- :func:`tune_malloc` - optional glibc allocator setting that avoids
-  page-fault storms for large per-step allocations on CPU.
 """
 
 from __future__ import annotations
 
-import ctypes
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +40,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+
+import pixtrans.data  # noqa: F401 - registers the datasets
+from pixtrans.registry import DATASETS
+from pixtrans.runtime import resolve_device, synchronize
 
 __all__ = [
     "ConvShape",
@@ -55,7 +55,6 @@ __all__ = [
     "bench_training",
     "bench_inference",
     "format_report",
-    "tune_malloc",
     "cpu_contention_seconds",
 ]
 
@@ -66,18 +65,7 @@ __all__ = [
 
 
 def _device(device: Any) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":  # pragma: no cover - not on our CI
-        torch.mps.synchronize()
-    elif device.type == "xpu":  # pragma: no cover
-        torch.xpu.synchronize(device)
+    return resolve_device("cpu" if device is None else device)
 
 
 _PSI_PATH = "/proc/pressure/cpu"
@@ -101,32 +89,6 @@ def cpu_contention_seconds() -> float | None:
     except OSError:
         return None
     return None
-
-
-def tune_malloc() -> bool:
-    """Keep large CPU allocations on the heap instead of fresh ``mmap``\\ s.
-
-    glibc serves blocks above ``M_MMAP_THRESHOLD`` (dynamic, <= 32 MiB) with a
-    fresh ``mmap`` and unmaps them on free, so every training step pays page
-    faults + zeroing for each large temporary (weight gradients, oneDNN weight
-    reorders, im2col buffers).  For pix2pix's unet_256 (218 MB of weights) that
-    costs ~10-15 % of a CPU step.  This sets ``M_MMAP_MAX=0`` (never mmap),
-    ``M_TRIM_THRESHOLD=1 GiB`` and ``M_TOP_PAD=64 MiB``.  Call it once, early,
-    before big tensors are allocated.  Process-wide; returns False (and does
-    nothing) where glibc's ``mallopt`` is unavailable.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
-    ok = mallopt(M_MMAP_MAX, 0) == 1
-    ok &= mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
-    ok &= mallopt(M_TOP_PAD, 64 << 20) == 1
-    return bool(ok)
 
 
 # --------------------------------------------------------------------------
@@ -253,10 +215,10 @@ def measure_conv_throughput(
 
                 for _ in range(3):
                     call()
-                _sync(dev)
+                synchronize(dev)
                 t0 = time.perf_counter()
                 call()
-                _sync(dev)
+                synchronize(dev)
                 pilot = max(time.perf_counter() - t0, 1e-6)
                 n = max(5, int(per_cfg / pilot))
                 st = time_fn(call, warmup=0, iters=n, device=dev)
@@ -336,7 +298,7 @@ def time_fn(
     dev = _device(device)
     for _ in range(max(0, warmup)):
         fn()
-    _sync(dev)
+    synchronize(dev)
     check = discard_contended and dev.type == "cpu" and cpu_contention_seconds() is not None
     limit = 2 * iters if max_discards is None else max_discards
     times: list[float] = []
@@ -345,7 +307,7 @@ def time_fn(
         c0 = cpu_contention_seconds() if check else None
         t0 = time.perf_counter()
         fn()
-        _sync(dev)
+        synchronize(dev)
         dt = time.perf_counter() - t0
         if check and discarded < limit:
             c1 = cpu_contention_seconds()
@@ -519,53 +481,9 @@ def format_report(results: Any, title: str | None = None) -> str:
 # `pixtrans bench CONFIG`: the real training step of the real loop, against the floor.
 
 
-class RandomPairs(torch.utils.data.Dataset):
-    """In-memory stand-in for a dataset: benches time compute, not a disk the user may not have."""
-
-    def __init__(self, n: int, input_nc: int, output_nc: int, size: int, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.a = torch.rand(n, input_nc, size, size, generator=g) * 2 - 1
-        self.b = torch.rand(n, output_nc, size, size, generator=g) * 2 - 1
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def __getitem__(self, key):
-        i = key[0] if isinstance(key, tuple) else key
-        return {"real_a": self.a[i], "real_b": self.b[i], "index": i}
-
-
-class RandomLabels(torch.utils.data.Dataset):
-    """pix2pixHD stand-in: random block label maps, instance maps and photos of h x w."""
-
-    def __init__(self, n: int, label_nc: int, height: int, width: int, seed: int = 0, block: int = 16):
-        g = torch.Generator().manual_seed(seed)
-        hb, wb = -(-height // block), -(-width // block)
-        blocks = torch.randint(0, max(label_nc, 1), (n, 1, hb, wb), generator=g)
-        self.label = blocks.repeat_interleave(block, 2).repeat_interleave(block, 3)[..., :height, :width]
-        # instance ids as Cityscapes writes them: class * 1000 + k
-        self.inst = (self.label * 1000 + torch.randint(0, 3, self.label.shape, generator=g)).int()
-        self.b = torch.rand(n, 3, height, width, generator=g) * 2 - 1
-
-    def __len__(self) -> int:
-        return len(self.b)
-
-    def __getitem__(self, key):
-        i = key[0] if isinstance(key, tuple) else key
-        return {"label": self.label[i], "inst": self.inst[i], "real_b": self.b[i], "index": i}
-
-
 def bench_dataset(cfg, n: int):
-    """Random in-memory data shaped like `cfg`'s training batches."""
-    d = cfg.data
-    if cfg.method == "pix2pixhd" and d.label_nc > 0:
-        # scale_width keeps Cityscapes' 1:2 aspect: load_size wide, half as high
-        if d.preprocess in ("scale_width", "none"):
-            height, width = d.load_size // 2, d.load_size
-        else:
-            height = width = d.crop_size
-        return RandomLabels(n, d.label_nc, height, width)
-    return RandomPairs(n, d.input_nc, d.output_nc, d.crop_size)
+    """Random in-memory data shaped like `cfg`'s training batches (the dataset class says how)."""
+    return DATASETS.get(cfg.data.dataset).stand_in(cfg.data, n)
 
 
 def run_bench(
@@ -608,13 +526,10 @@ def run_bench(
     if amp_dtype is not None:
         # for comparison with fp32 steps (ours or the official code's), never as the ratio
         train["ratio_vs_fp32_floor"] = train["step_time_median_s"] / (step_flops / fp32_throughput)
-    name = trainer.method.exported[0]
+    name = trainer.exported[0]
     net = trainer.method.nets[name].eval()
-    if hasattr(trainer.method, "generator_input"):  # pix2pixHD: G reads one-hot labels (+ features)
-        with torch.no_grad():
-            x = trainer.method.generator_input({k: v[:1] for k, v in batch.items()})[1]
-    else:
-        x = batch["real_a"][:1]
+    with torch.no_grad():  # what the net reads (pix2pixHD: one-hot labels, edges, features)
+        x = trainer.method.translator_input({k: v[:1] for k, v in batch.items()})
     infer = bench_inference(net, x, throughput=fp32_throughput, warmup=warmup, iters=steps, device=device)
     infer["precision"] = "fp32"
     results = {

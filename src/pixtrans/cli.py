@@ -49,10 +49,10 @@ def _load(items: list[str]):
 
 
 def cmd_train(args) -> int:
-    from pixtrans.bench import tune_malloc
+    from pixtrans.runtime import tune_malloc
     from pixtrans.training.loop import fit
 
-    tune_malloc()  # large per-step buffers stay on the heap: ~13% faster CPU steps (see bench.py)
+    tune_malloc()  # large per-step buffers stay on the heap: ~13% faster CPU steps (runtime.py)
 
     cfg = _load(args.config)
     trainer = fit(cfg)
@@ -141,7 +141,7 @@ def cmd_features(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from pixtrans.inference.export import export_from_checkpoint
+    from pixtrans.inference.loading import export_from_checkpoint
 
     out = Path(args.out) if args.out else Path(args.run) / "export"
     export_from_checkpoint(Path(args.run), out)
@@ -167,7 +167,8 @@ def cmd_convert(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from pixtrans.bench import run_bench, tune_malloc
+    from pixtrans.bench import run_bench
+    from pixtrans.runtime import tune_malloc
 
     tune_malloc()
     cfg = _load(args.config)

@@ -36,7 +36,7 @@ from torch import nn
 
 from pixtrans import PixtransError
 from pixtrans.config import from_dict
-from pixtrans.inference.export import export_generators
+from pixtrans.methods import export_generators
 from pixtrans.nets import build_generator
 
 # Old PyTorch (< 0.4) saved running stats for InstanceNorm layers that have none today; the

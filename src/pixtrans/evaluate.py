@@ -35,6 +35,8 @@ import numpy as np
 from pixtrans import PixtransError
 from pixtrans.data.io import IMAGE_EXTENSIONS, convert_channels, is_image_file, load_array
 from pixtrans.metrics import Metric, all_metrics, get_metric
+from pixtrans.registry import DATASETS
+from pixtrans.runtime import resolve_device
 
 # display order when no order is asked for
 ORDER = ("psnr", "ssim", "l1", "lpips", "fid", "kid")
@@ -257,8 +259,6 @@ def evaluate_folders(
      "details": {name: {kind, higher_is_better, n, ...}}, "skipped": {name: reason},
      "per_image": {name: {metric: value}} (paired), "inception": {...} (FID/KID), "seconds"}
     """
-    from pixtrans.inference.translator import resolve_device
-
     t0 = time.perf_counter()
     real, fake = Path(real), Path(fake)
     real_files = list_images(real, "real folder")
@@ -513,7 +513,7 @@ def evaluate_model(
     cfg = from_dict(config)
     if data_root is not None:
         cfg.data.root = str(data_root)
-    unpaired = cfg.data.dataset == "unpaired" or method == "cyclegan"
+    unpaired = not DATASETS.get(cfg.data.dataset).paired
     kinds: tuple[str, ...] = ("distribution",) if unpaired else ("paired", "distribution")
     options = {"inception": inception, "lpips_alexnet": lpips_alexnet}
     _select(parse_metric_list(metrics), options, kinds)  # a metric that cannot run fails before translating
@@ -540,7 +540,7 @@ def evaluate_model(
         )
         n = len(written)
     else:
-        from pixtrans.training.builders import build_dataset
+        from pixtrans.data.build import build_dataset
 
         # the split's files exactly as training finds them; no resize, crop or flip
         cfg.data.preprocess, cfg.data.cache, cfg.data.flip, cfg.data.max_images = "none", "off", False, 0
@@ -593,8 +593,8 @@ def evaluate_model(
 
 def _fcn_rows(cfg, path: Path, test_ds, fake_dir: Path, real_dir: Path, n_classes: int, steps: int, progress):
     """FCN-score rows for the generated and the real test photos (the paper's Table 1 layout)."""
+    from pixtrans.data.build import build_dataset
     from pixtrans.metrics.fcn import _rgb8, fcn_score_folders, segmenter_for
-    from pixtrans.training.builders import build_dataset
 
     train_ds = build_dataset(cfg, cfg.data.train_split, run_dir=_run_folder(path))
     train_pairs = []

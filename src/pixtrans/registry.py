@@ -49,3 +49,5 @@ GAN_LOSSES = Registry("gan loss")
 METHODS = Registry("method")
 DATASETS = Registry("dataset")
 METRICS = Registry("metric")
+# how inference runs a method's exports (Method.translator names one): "image", "labelmap"
+TRANSLATORS = Registry("translator")

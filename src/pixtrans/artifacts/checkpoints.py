@@ -204,6 +204,28 @@ def find_latest(folder: str | os.PathLike, *, hint: str = "") -> Found | None:
     return None
 
 
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """Newest file named step_*.pt (by step) of a run or checkpoints folder; not opened."""
+    found = list_checkpoints(checkpoints_folder(folder))
+    return found[-1] if found else None
+
+
+def load_run_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """(file, state) of a checkpoint file, or of the newest checkpoint of a run / checkpoints
+    folder that loads; newer damaged files are skipped with a warning that names them."""
+    path = Path(path)
+    if path.is_file():
+        return path, read_checkpoint(path)
+    if not path.is_dir():
+        raise PixtransError(f"'{path}' does not exist; expected a run folder or a checkpoint .pt file")
+    found = find_latest(checkpoints_folder(path))
+    if found is None:
+        raise PixtransError(f"no checkpoints (checkpoints/step_*.pt) in '{path}'; expected a run folder")
+    for err in found.damaged:
+        warnings.warn(f"{err}; using the older {found.path.name} (step {found.step})", stacklevel=2)
+    return found.path, found.state
+
+
 def set_aside(paths: Iterable[Path]) -> list[Path]:
     """Rename damaged checkpoints to step_*.pt.damaged (.damaged.1, ... if taken); kept, not
     deleted, and out of every listing and rotation from then on."""

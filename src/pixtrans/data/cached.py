@@ -12,6 +12,7 @@ import torch
 
 from pixtrans import PixtransError
 from pixtrans.data.io import image_size
+from pixtrans.data.random import RandomPairs
 from pixtrans.data.transforms import output_size
 
 log = logging.getLogger("pixtrans.data")
@@ -43,7 +44,28 @@ def parse_key(key, n: int, what: str = "items") -> tuple[int, torch.Generator | 
 
 class CachedDataset(torch.utils.data.Dataset):
     """Subclasses set `_cache` (a dict, or None when caching is off), `cache_bytes`, `bad_files`,
-    `skipped`, and implement `_decode(i) -> tuple of tensors` and `__len__`."""
+    `skipped`, and implement `_decode(i) -> tuple of tensors` and `__len__`.
+
+    The class attributes and classmethods below are what the rest of pixtrans reads about a
+    registered dataset (data/build.py, evaluation, benchmarks), instead of comparing its name.
+    """
+
+    #: each item pairs an input with its own target, so paired metrics (PSNR, SSIM) apply
+    paired: bool = True
+    #: the dataset draws its own files (into data.root, else the run folder) from the run's seed
+    draws_itself: bool = False
+
+    @classmethod
+    def config_kwargs(cls, data) -> dict[str, Any]:
+        """Constructor arguments beyond the shared data.* ones that this dataset reads from a
+        DataConfig (the shared ones: data/build.py `dataset_kwargs`)."""
+        return {}
+
+    @classmethod
+    def stand_in(cls, data, n: int) -> torch.utils.data.Dataset:
+        """`n` random in-memory items shaped like this dataset's training items, so benchmarks
+        time the compute, not a disk the user may not have."""
+        return RandomPairs(n, data.input_nc, data.output_nc, data.crop_size)
 
     _cache: dict | None
     cache_bytes: int

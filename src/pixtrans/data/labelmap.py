@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ from pixtrans.data.paired import (
     decode_all,
     drop_unreadable,
 )
+from pixtrans.data.random import RandomLabels
 from pixtrans.data.transforms import apply_params, check_size, sample_params
 from pixtrans.registry import DATASETS
 
@@ -105,6 +108,62 @@ def label_input(
     if inst is None:
         raise ValueError("label_input: use_instance=True needs the instance map")
     return torch.cat([x, instance_edges(inst).to(x.dtype)], dim=1)
+
+
+@dataclass(frozen=True)
+class LabelInput:
+    """pix2pixHD's generator input, defined once for training, inference, export, conversion
+    and benchmarks: one-hot class ids (+1 don't-care class) or, with label_nc=0, the
+    input_nc-channel image; then one instance-boundary channel; then, with the feature encoder,
+    feat_num channels of per-instance features.
+
+    D reads the label part (`label_channels`) next to an image; G reads all of it (`channels`).
+    """
+
+    label_nc: int  # classes; 0 = the input is an image
+    dontcare_label: bool = False
+    instance: bool = True
+    feat_num: int = 0  # encoder feature channels (0 = no encoder)
+    input_nc: int = 3  # image channels when label_nc == 0
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> LabelInput:
+        """From a resolved config as a plain dict (Config.to_dict(), an export's "config")."""
+        data, model = config.get("data", {}), config.get("model", {})
+        return cls(
+            label_nc=int(data.get("label_nc", 0)),
+            dontcare_label=bool(data.get("dontcare_label", False)),
+            instance=bool(data.get("instance", True)),
+            feat_num=int(model.get("feat_num", 3)) if model.get("E") else 0,
+            input_nc=int(data.get("input_nc", 3)),
+        )
+
+    @property
+    def label_channels(self) -> int:
+        return input_channels(self.label_nc, self.dontcare_label, self.instance, self.input_nc)
+
+    @property
+    def channels(self) -> int:
+        return self.label_channels + self.feat_num
+
+    @property
+    def classes(self) -> int:
+        """Valid class ids are 0..classes-1 (the don't-care class included)."""
+        return self.label_nc + int(self.dontcare_label)
+
+    def encode(self, label: torch.Tensor, inst: torch.Tensor | None) -> torch.Tensor:
+        """[B,1,H,W] ids (or the [B,C,H,W] image) + instance ids -> [B, label_channels, H, W]."""
+        return label_input(label, inst, self.label_nc, self.dontcare_label, self.instance)
+
+    def describe(self) -> str:
+        parts = [f"{self.label_nc} classes" if self.label_nc else f"a {self.input_nc}-channel image"]
+        if self.dontcare_label:
+            parts.append("don't-care")
+        if self.instance:
+            parts.append("instance edge")
+        if self.feat_num:
+            parts.append(f"{self.feat_num} features")
+        return " + ".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -232,6 +291,32 @@ class LabelMapDataset(CachedDataset):
     flip from `seed`, the same for every map of the item. Maps resize with nearest neighbour,
     photos (and label_nc == 0 inputs) bicubic.
     """
+
+    @classmethod
+    def config_kwargs(cls, data) -> dict:
+        return {
+            "label_nc": data.label_nc,
+            "dontcare_label": data.dontcare_label,
+            "instance": data.instance,
+            "features": data.features,
+        }
+
+    @classmethod
+    def stand_in(cls, data, n: int) -> torch.utils.data.Dataset:
+        # scale_width keeps Cityscapes' 1:2 aspect: load_size wide, half as high
+        if data.preprocess in ("scale_width", "none"):
+            height, width = data.load_size // 2, data.load_size
+        else:
+            height = width = data.crop_size
+        return RandomLabels(
+            n,
+            data.label_nc,
+            height,
+            width,
+            instance=data.instance,
+            input_nc=data.input_nc,
+            output_nc=data.output_nc,
+        )
 
     def __init__(
         self,

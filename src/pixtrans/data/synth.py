@@ -251,19 +251,29 @@ def default_cache_dir() -> Path:
 
 
 @DATASETS.register("synthetic")
-def synthetic_dataset(
-    *,
-    root: str | os.PathLike = "",  # cache folder; "" = ~/.cache/pixtrans
-    split: str = "train",  # train | val
-    size: int = 200,  # number of pairs over both splits (90% train)
-    resolution: int = 64,  # square side of each half, in pixels
-    seed: int = 0,  # data seed (independent of the training seed)
-    **kwargs,  # PairedDataset keyword arguments (direction, preprocess, load_size, ...)
-) -> PairedDataset:
-    """Generate (once) and open the synthetic set. Use direction="BtoA" for labels -> photo."""
-    cache = Path(root) if str(root) else default_cache_dir()
-    out = generate_synthetic_pairs(
-        cache / f"synthetic-n{size}-r{resolution}-s{seed}", n=size, resolution=resolution, seed=seed
-    )
-    kwargs.pop("layout", None)  # always A|B files
-    return PairedDataset(root=out, split=split, layout="aligned", **kwargs)
+class SyntheticDataset(PairedDataset):
+    """The built-in demo set: procedural label maps and rendered photos, drawn once from `seed`
+    into `root`, then read as an aligned PairedDataset. Use direction="BtoA" for labels -> photo."""
+
+    draws_itself = True
+
+    @classmethod
+    def config_kwargs(cls, data) -> dict:
+        return {"size": data.synthetic_size, "resolution": data.synthetic_resolution}
+
+    def __init__(
+        self,
+        *,
+        root: str | os.PathLike = "",  # cache folder; "" = ~/.cache/pixtrans
+        split: str = "train",  # train | val
+        size: int = 200,  # number of pairs over both splits (90% train)
+        resolution: int = 64,  # square side of each half, in pixels
+        seed: int = 0,  # data seed (independent of the training seed)
+        **kwargs,  # PairedDataset keyword arguments (direction, preprocess, load_size, ...)
+    ):
+        cache = Path(root) if str(root) else default_cache_dir()
+        out = generate_synthetic_pairs(
+            cache / f"synthetic-n{size}-r{resolution}-s{seed}", n=size, resolution=resolution, seed=seed
+        )
+        kwargs.pop("layout", None)  # always A|B files
+        super().__init__(root=out, split=split, layout="aligned", **kwargs)

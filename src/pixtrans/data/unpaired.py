@@ -63,6 +63,12 @@ class UnpairedDataset(CachedDataset):
     two images are unrelated, so each gets its own crop and flip.
     """
 
+    paired = False  # image i of A has no target of its own: distribution metrics only
+
+    @classmethod
+    def config_kwargs(cls, data) -> dict:
+        return {"serial_batches": data.serial_batches}
+
     def __init__(
         self,
         *,

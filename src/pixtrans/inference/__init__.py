@@ -1,12 +1,23 @@
-"""Inference without training code: exports (safetensors + config.json) and the Translator."""
+"""Inference without training code: load any saved model (`open_model`) and translate with it.
 
-from pixtrans.inference.export import export_from_checkpoint, export_generators, read_export_info
-from pixtrans.inference.translator import Translator, pad_to_multiple, plan_outputs
+`Translator.from_pretrained(path)` returns the translator the model's method declares: a
+Translator (image in, image out) or, for pix2pixHD, a LabelTranslator (label + instance maps in).
+"""
+
+from pixtrans.artifacts.exports import read_export_info
+from pixtrans.inference.label_translator import LabelTranslator
+from pixtrans.inference.loading import ModelSource, export_from_checkpoint, open_model
+from pixtrans.inference.padding import pad_to_multiple
+from pixtrans.inference.translator import Translator, plan_outputs
+from pixtrans.methods import export_generators
 
 __all__ = [
+    "LabelTranslator",
+    "ModelSource",
     "Translator",
     "export_from_checkpoint",
     "export_generators",
+    "open_model",
     "pad_to_multiple",
     "plan_outputs",
     "read_export_info",

@@ -20,7 +20,11 @@ import numpy as np
 import torch
 
 from pixtrans import PixtransError
-from pixtrans.inference.label_translator import instance_class, write_clusters
+from pixtrans.artifacts.exports import write_clusters
+from pixtrans.config import from_dict
+from pixtrans.data.build import build_dataset
+from pixtrans.inference.label_translator import instance_class
+from pixtrans.inference.loading import export_from_checkpoint, open_model
 
 
 def instance_vectors(
@@ -89,48 +93,23 @@ def run_features(
     `model` is a run folder (its export/ is written from the newest checkpoint when missing or
     older) or an export folder. Returns the clusters file.
     """
-    from pixtrans.artifacts.checkpoints import checkpoint_step
-    from pixtrans.config import from_dict
-    from pixtrans.data import dataset_kwargs
-    from pixtrans.inference.export import (
-        CONFIG_NAME,
-        export_from_checkpoint,
-        is_complete_export,
-        latest_checkpoint,
-        load_export_net,
-        read_export_info,
-    )
-    from pixtrans.registry import DATASETS
-
-    model = Path(model)
-    if (model / CONFIG_NAME).is_file():
-        export = model
-    elif model.is_dir():
-        export, ckpt = model / "export", latest_checkpoint(model)
-        stale = ckpt is not None and (
-            not is_complete_export(export)
-            or (read_export_info(export).get("step") or 0) < (checkpoint_step(ckpt) or 0)
-        )
-        if stale:
-            export_from_checkpoint(model, export)
-        elif not is_complete_export(export):
-            raise PixtransError(f"'{model}' holds no export or checkpoint; expected a pix2pixHD run folder")
-    else:
-        raise PixtransError(f"'{model}' does not exist; expected a pix2pixHD run or export folder")
-    info = read_export_info(export)
-    if info.get("method") != "pix2pixhd" or "E" not in info["generators"]:
+    source = open_model(model)
+    if source.kind == "checkpoint":
+        # clusters live beside an export: write the run's export from its newest checkpoint
+        source = open_model(export_from_checkpoint(source.path))
+    if "E" not in source.names:
         raise PixtransError(
-            f"'{export}' is not a pix2pixHD model with a feature encoder (model.E); nothing to cluster"
+            f"'{source.path}' is not a pix2pixHD model with a feature encoder (model.E); nothing to cluster"
         )
-    E = load_export_net(export, info, "E")
+    export, info = source.path, source.info
+    E = source.load_net("E")
 
     cfg = from_dict(info["config"])
     if data_root:
         cfg.data.root = data_root
-    kwargs = dataset_kwargs(cfg.data, split=split)
     # the whole image at the training scale, no random crop or flip
-    kwargs.update(flip=False, preprocess="scale_width" if "scale_width" in cfg.data.preprocess else "none")
-    dataset = DATASETS.get(cfg.data.dataset)(**kwargs)
+    preprocess = "scale_width" if "scale_width" in cfg.data.preprocess else "none"
+    dataset = build_dataset(cfg, split, flip=False, preprocess=preprocess)
     features = collect_features(E, dataset, device=device, progress=progress)
     clusters = fit_clusters(features, n_clusters=n_clusters, min_area=min_area)
     if not clusters:

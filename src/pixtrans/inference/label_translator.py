@@ -15,12 +15,11 @@ Instance ids follow Cityscapes: ids >= 1000 are `class * 1000 + k`, smaller ids 
 A class without clusters (never seen as a large enough instance) gets zero features.
 
 Maps of any size work: inputs are padded to the generator's multiple and the output cropped.
-This module must not import pixtrans.training or pixtrans.methods.
+Inference never imports pixtrans.training: a model loads with no training code.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -30,24 +29,15 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 from torch import nn
 
 from pixtrans import PixtransError
-from pixtrans.data.io import load_array, read_image, write_image
-from pixtrans.data.labelmap import instance_edges, one_hot_labels
-from pixtrans.inference.export import (
-    CONFIG_NAME,
-    build_generator,
-    checkpoint_generators,
-    clean_state_dict,
-    generator_io,
-    load_checkpoint,
-    load_export_net,
-    read_export_info,
-)
-
-CLUSTERS_NAME = "clusters.safetensors"
+from pixtrans.data.io import is_image_file, load_array, read_image, write_image
+from pixtrans.data.labelmap import LabelInput
+from pixtrans.inference.loading import ModelSource, open_model
+from pixtrans.inference.padding import pad_to_multiple
+from pixtrans.registry import TRANSLATORS
+from pixtrans.runtime import resolve_device
 
 
 def instance_class(inst_id: int) -> int:
@@ -84,6 +74,7 @@ def _to_map(x: Any, what: str, dtype: torch.dtype) -> torch.Tensor:
     return x.to(dtype)
 
 
+@TRANSLATORS.register("labelmap")
 class LabelTranslator:
     """pix2pixHD generator (+ encoder and feature clusters) ready to synthesise photos."""
 
@@ -92,23 +83,18 @@ class LabelTranslator:
         G: nn.Module,
         E: nn.Module | None = None,
         *,
-        label_nc: int,
-        dontcare_label: bool = False,
-        use_instance: bool = True,
-        feat_num: int = 0,
+        inputs: LabelInput,  # what G reads: labels (+ don't-care), instance edges, features
         clusters: Mapping[int, torch.Tensor] | None = None,  # class id -> [k, feat_num] centres
         info: dict | None = None,
         device: str | torch.device = "cpu",
     ):
-        from pixtrans.inference.translator import resolve_device
-
         self.device = resolve_device(device)
         self.G = G.to(self.device).eval().requires_grad_(False)
         self.E = E.to(self.device).eval().requires_grad_(False) if E is not None else None
-        self.label_nc = label_nc
-        self.dontcare_label = dontcare_label
-        self.use_instance = use_instance
-        self.feat_num = feat_num if E is not None else 0
+        self.inputs = inputs
+        self.label_nc = inputs.label_nc
+        self.use_instance = inputs.instance
+        self.feat_num = inputs.feat_num if E is not None else 0
         self.clusters = {int(k): v.float().cpu() for k, v in (clusters or {}).items()}
         self.size_multiple = int(getattr(G, "size_multiple", 1))
         self.info = info or {}
@@ -125,75 +111,45 @@ class LabelTranslator:
 
     # ------------------------------------------------------------------------------------------
     @classmethod
-    def _from_parts(cls, nets: dict[str, nn.Module], info: dict, clusters, device) -> LabelTranslator:
-        data = info["config"].get("data", {})
-        model = info["config"].get("model", {})
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> LabelTranslator:
+        """A pix2pixHD run folder, export folder or checkpoint (see inference.loading)."""
+        return cls.from_source(open_model(path), device=device)
+
+    @classmethod
+    def from_source(
+        cls, source: ModelSource, device: str | torch.device = "cpu", generator: str | None = None
+    ) -> LabelTranslator:
         return cls(
-            nets["G"],
-            nets.get("E"),
-            label_nc=int(data.get("label_nc", 0)),
-            dontcare_label=bool(data.get("dontcare_label", False)),
-            use_instance=bool(data.get("instance", True)),
-            feat_num=int(model.get("feat_num", 3)) if model.get("E") else 0,
-            clusters=clusters,
-            info=info,
+            source.load_net("G"),
+            source.load_net("E") if "E" in source.names else None,
+            inputs=LabelInput.from_config(source.config),
+            clusters=source.clusters(),
+            info=source.info,
             device=device,
         )
-
-    @classmethod
-    def from_export(
-        cls, export_dir: str | os.PathLike, device: str | torch.device = "cpu"
-    ) -> LabelTranslator:
-        export_dir = Path(export_dir)
-        info = read_export_info(export_dir)
-        nets = {name: load_export_net(export_dir, info, name) for name in info["generators"]}
-        clusters = read_clusters(export_dir, info)
-        return cls._from_parts(nets, info, clusters, device)
-
-    @classmethod
-    def from_checkpoint(
-        cls, ckpt_path: str | os.PathLike, device: str | torch.device = "cpu", state: dict | None = None
-    ) -> LabelTranslator:
-        from pixtrans.inference.translator import _load_strict
-
-        ckpt_path = Path(ckpt_path)
-        ckpt = state if state is not None else load_checkpoint(ckpt_path)
-        config = ckpt["config"]
-        nets, entries = {}, {}
-        for name, state in checkpoint_generators(ckpt).items():
-            io = generator_io(config, name)
-            net = build_generator(io["spec"], io["input_nc"], io["output_nc"])
-            _load_strict(net, clean_state_dict(state), ckpt_path)
-            nets[name] = net
-            entries[name] = {k: io[k] for k in ("spec", "input_nc", "output_nc")}
-        info = {"method": "pix2pixhd", "step": ckpt.get("step"), "generators": entries, "config": config}
-        return cls._from_parts(nets, info, None, device)
 
     # ------------------------------------------------------------------------------------------
     def encode_input(self, label: torch.Tensor, inst: torch.Tensor | None) -> torch.Tensor:
         """Integer maps [B,1,H,W] -> G's label input [B, C, H, W] (one-hot + boundaries)."""
-        if self.label_nc > 0:
-            if self.dontcare_label:  # 255 marks "don't care", as the dataset reads it
-                label = torch.where(label == 255, self.label_nc, label)
-            top = int(label.max())
-            limit = self.label_nc + int(self.dontcare_label)
+        inputs = self.inputs
+        if inputs.label_nc > 0:
+            if inputs.dontcare_label:  # 255 marks "don't care", as the dataset reads it
+                label = torch.where(label == 255, inputs.label_nc, label)
+            # checked here, on the host: an id out of range must never reach one-hot's scatter
+            top, limit = int(label.max()), inputs.classes
             if int(label.min()) < 0 or top >= limit:
                 raise PixtransError(
-                    f"label map holds id {top} but the model knows {self.label_nc} classes (0..{limit - 1}); "
-                    "pass the *_labelIds image the model was trained on"
+                    f"label map holds id {top} but the model knows {inputs.label_nc} classes "
+                    f"(0..{limit - 1}); pass the *_labelIds image the model was trained on"
                 )
-            x = one_hot_labels(label, self.label_nc, self.dontcare_label)
-        else:
-            x = label.float()
-        if self.use_instance:
+        if inputs.instance:
             if inst is None:
                 raise PixtransError("this model was trained with instance maps; pass instance=... as well")
             if inst.shape[-2:] != label.shape[-2:]:
                 raise PixtransError(
                     f"instance map is {tuple(inst.shape[-2:])} but the label map {tuple(label.shape[-2:])}"
                 )
-            x = torch.cat([x, instance_edges(inst).to(x.dtype)], dim=1)
-        return x
+        return inputs.encode(label if inputs.label_nc > 0 else label.float(), inst)
 
     def cluster_features(
         self,
@@ -255,8 +211,6 @@ class LabelTranslator:
         strict: bool = True,
     ) -> torch.Tensor:
         """Integer [B,1,H,W] maps (and an optional photo [B,3,H,W] in [-1,1]) -> [B,3,H,W]."""
-        from pixtrans.inference.translator import pad_to_multiple
-
         label = label.to(self.device)
         inst = inst.to(self.device) if inst is not None else None
         x = self.encode_input(label, inst)
@@ -338,8 +292,6 @@ class LabelTranslator:
         sorted order."""
         from tqdm.auto import tqdm
 
-        from pixtrans.data.io import is_image_file
-
         def files(p):
             p = Path(p)
             if p.is_file():
@@ -389,38 +341,3 @@ def _match(label_files: list[Path], others: list[Path], what: str) -> list[Path]
         return others
     missing = next(p for p in label_files if _stem(p) not in by_stem)
     raise PixtransError(f"no {what} file matches label map '{missing.name}' (by name or by count)")
-
-
-# ----------------------------------------------------------------------------------------------
-# Feature clusters stored beside an export
-
-
-def read_clusters(export_dir: Path, info: dict) -> dict[int, torch.Tensor] | None:
-    entry = info.get("clusters")
-    if not entry:
-        return None
-    path = export_dir / entry.get("file", CLUSTERS_NAME)
-    try:
-        tensors = load_file(str(path))
-    except Exception as e:  # noqa: BLE001
-        raise PixtransError(
-            f"cannot read feature clusters '{path}': {e}; run `pixtrans features` again"
-        ) from None
-    return {int(k.split("_", 1)[1]): v for k, v in tensors.items()}
-
-
-def write_clusters(export_dir: Path, clusters: Mapping[int, torch.Tensor], meta: dict) -> Path:
-    """clusters.safetensors (tensor 'class_<id>' = [k, feat_num] centres) and a 'clusters' entry
-    in config.json, both written atomically (weights first, the config that names them last)."""
-    from safetensors.torch import save_file
-
-    from pixtrans.fsutil import atomic_write_text, atomic_write_with
-
-    export_dir = Path(export_dir)
-    info = read_export_info(export_dir)
-    tensors = {f"class_{k}": v.float().contiguous() for k, v in sorted(clusters.items())}
-    path = export_dir / CLUSTERS_NAME
-    atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp)))
-    info["clusters"] = {"file": CLUSTERS_NAME, **meta, "classes": sorted(int(k) for k in clusters)}
-    atomic_write_text(export_dir / CONFIG_NAME, json.dumps(info, indent=1) + "\n")
-    return path

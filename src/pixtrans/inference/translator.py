@@ -15,7 +15,7 @@ Two modes:
          (the paper's batch size 1) so an image's result does not depend on its neighbours;
          `seed` fixes the dropout noise, per image. No weight or buffer is changed by a call.
 
-This module must not import pixtrans.training or pixtrans.methods.
+Inference never imports pixtrans.training: a model loads with no training code.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from pixtrans import PixtransError
-from pixtrans.artifacts.checkpoints import checkpoint_step, read_checkpoint
 from pixtrans.data.io import (
     _from_pil,
     convert_channels,
@@ -48,52 +46,14 @@ from pixtrans.data.io import (
     to_tensor,
     write_image,
 )
-from pixtrans.inference.export import (
-    CONFIG_NAME,
-    build_generator,
-    checkpoint_generators,
-    clean_state_dict,
-    generator_io,
-    is_complete_export,
-    latest_checkpoint,
-    load_export_net,
-    load_run_checkpoint,
-    read_export_info,
-)
+from pixtrans.inference.loading import ModelSource, open_model
+from pixtrans.inference.padding import pad_to_multiple
 from pixtrans.nets.modes import paper_mode
+from pixtrans.registry import TRANSLATORS
+from pixtrans.runtime import resolve_device
 
 Mode = Literal["eval", "paper"]
 MODES = ("eval", "paper")
-EXPECTED = (
-    "an export folder (with config.json), a run folder (with export/ or checkpoints/) "
-    "or a checkpoint .pt file"
-)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise PixtransError(f"unknown device '{device}'; use cpu, cuda, cuda:N or auto") from None
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad [B,C,H,W] so H and W are multiples of `multiple`, centred; returns (padded, (top, left)).
-
-    Reflect padding where it fits (a pad must be smaller than the side), replicate where not.
-    """
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    top, left = ph // 2, pw // 2
-    if ph:
-        mode = "reflect" if max(top, ph - top) < h else "replicate"
-        x = F.pad(x, (0, 0, top, ph - top), mode=mode)
-    if pw:
-        mode = "reflect" if max(left, pw - left) < w else "replicate"
-        x = F.pad(x, (left, pw - left, 0, 0), mode=mode)
-    return x, (top, left)
 
 
 def _pick_generator(names: Sequence[str], generator: str | None, where: Any) -> str:
@@ -108,16 +68,6 @@ def _pick_generator(names: Sequence[str], generator: str | None, where: Any) -> 
     raise PixtransError(
         f"'{where}' holds several generators ({', '.join(names)}); choose one with generator=..."
     )
-
-
-def _load_strict(net: nn.Module, state: dict[str, torch.Tensor], where: Any) -> None:
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = " ".join(str(e).split())[:300]
-        raise PixtransError(
-            f"weights in '{where}' do not fit the saved spec: {first}; re-export the model"
-        ) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,6 +145,7 @@ def _to_pil(y: torch.Tensor, deep: bool) -> Image.Image:
 # ----------------------------------------------------------------------------------------------
 
 
+@TRANSLATORS.register("image")
 class Translator:
     """A generator ready to translate images; build it with `Translator.from_pretrained(path)`."""
 
@@ -218,8 +169,8 @@ class Translator:
         self.size_multiple = int(size_multiple or getattr(net, "size_multiple", 1))
         self.direction = direction
         self.info = info or {}  # the export's config.json (or its equivalent for a checkpoint)
-        # paper mode flips module flags and restores buffers; callers on other threads (the web
-        # demo) must never see the net half-way through that
+        # paper mode flips module flags and restores buffers; callers on other threads (a
+        # server) must never see the net half-way through that
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -236,104 +187,35 @@ class Translator:
     @classmethod
     def from_pretrained(
         cls, path: str | os.PathLike, device: str | torch.device = "cpu", generator: str | None = None
-    ) -> Translator:
-        """Load from an export folder, a run folder or a training checkpoint file.
+    ) -> Any:
+        """Load from an export folder, a run folder or a training checkpoint file (open_model).
 
-        A run folder uses RUN/export when it is complete and not older than the newest
-        checkpoint, else RUN/checkpoints' newest step_*.pt. `generator` picks one of several
-        generators (CycleGAN: "G_ab" or "G_ba"); with one, or with "G", it may be left out.
+        Returns the translator the model's method declares (registry.TRANSLATORS): a Translator
+        for image-to-image models, a LabelTranslator for pix2pixHD. `generator` picks one of
+        several generators (CycleGAN: "G_ab" or "G_ba"; with one, or with "G", it may be left
+        out) and always gives a plain image Translator over that net.
         """
         path = Path(path)
-        if path.is_file():
-            if path.name == CONFIG_NAME or path.suffix == ".safetensors":
-                if generator is None and path.suffix == ".safetensors":
-                    generator = path.stem
-                return cls.from_export(path.parent, device=device, generator=generator)
-            return cls.from_checkpoint(path, device=device, generator=generator)
-        if not path.is_dir():
-            raise PixtransError(f"model path '{path}' does not exist; expected {EXPECTED}")
-        if (path / CONFIG_NAME).is_file():
-            return cls.from_export(path, device=device, generator=generator)
-        export, ckpt = path / "export", latest_checkpoint(path)
-        if is_complete_export(export):
-            export_step = read_export_info(export).get("step")
-            if ckpt is None or export_step is None or export_step >= (checkpoint_step(ckpt) or 0):
-                return cls.from_export(export, device=device, generator=generator)
-        if ckpt is not None:
-            # the newest checkpoint that loads: damaged newer files are skipped with a warning
-            ckpt, state = load_run_checkpoint(path)
-            if is_complete_export(export) and (read_export_info(export).get("step") or -1) >= state["step"]:
-                return cls.from_export(export, device=device, generator=generator)
-            return cls.from_checkpoint(ckpt, device=device, generator=generator, state=state)
-        raise PixtransError(
-            f"'{path}' holds no config.json, complete export/ or checkpoints/step_*.pt; expected {EXPECTED}"
-        )
+        if generator is None and path.is_file() and path.suffix == ".safetensors":
+            generator = path.stem
+        source = open_model(path)
+        kind = source.method.translator if generator is None else "image"
+        return TRANSLATORS.get(kind).from_source(source, device=device, generator=generator)
 
     @classmethod
-    def from_export(
-        cls, export_dir: str | os.PathLike, device: str | torch.device = "cpu", generator: str | None = None
+    def from_source(
+        cls, source: ModelSource, device: str | torch.device = "cpu", generator: str | None = None
     ) -> Translator:
-        export_dir = Path(export_dir)
-        info = read_export_info(export_dir)
-        if info.get("method") == "pix2pixhd" and generator is None:
-            from pixtrans.inference.label_translator import LabelTranslator
-
-            return LabelTranslator.from_export(export_dir, device=device)
-        name = _pick_generator(list(info["generators"]), generator, export_dir)
-        entry = info["generators"][name]
-        net = load_export_net(export_dir, info, name)
+        name = _pick_generator(source.names, generator, source.path)
+        io = source.io(name)
         return cls(
-            net,
-            input_nc=entry["input_nc"],
-            output_nc=entry["output_nc"],
-            size_multiple=entry.get("size_multiple"),
-            name=name,
-            direction=entry.get("direction", info.get("direction", "AtoB")),
-            info=info,
-            device=device,
-        )
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        ckpt_path: str | os.PathLike,
-        device: str | torch.device = "cpu",
-        generator: str | None = None,
-        state: dict | None = None,  # the file's contents, when the caller has read it already
-    ) -> Translator:
-        ckpt_path = Path(ckpt_path)
-        ckpt = state if state is not None else read_checkpoint(ckpt_path)
-        if ckpt["config"].get("method") == "pix2pixhd" and generator is None:
-            from pixtrans.inference.label_translator import LabelTranslator
-
-            return LabelTranslator.from_checkpoint(ckpt_path, device=device, state=ckpt)
-        gens = checkpoint_generators(ckpt)
-        if not gens:
-            raise PixtransError(
-                f"checkpoint '{ckpt_path}' holds no generator (nets: {', '.join(ckpt['nets'])})"
-            )
-        name = _pick_generator(list(gens), generator, ckpt_path)
-        config = ckpt["config"]
-        io = generator_io(config, name)
-        net = build_generator(io["spec"], io["input_nc"], io["output_nc"])
-        _load_strict(net, clean_state_dict(gens[name]), ckpt_path)
-        info = {
-            "method": config.get("method"),
-            "direction": config.get("data", {}).get("direction", "AtoB"),
-            "step": ckpt.get("step"),
-            "source": {"kind": "pixtrans-checkpoint", "file": str(ckpt_path), "step": ckpt.get("step")},
-            "generators": {
-                name: {"spec": io["spec"], "input_nc": io["input_nc"], "output_nc": io["output_nc"]}
-            },
-            "config": config,
-        }
-        return cls(
-            net,
+            source.load_net(name),
             input_nc=io["input_nc"],
             output_nc=io["output_nc"],
+            size_multiple=io.get("size_multiple"),
             name=name,
-            direction=io["direction"],
-            info=info,
+            direction=io.get("direction", source.info.get("direction", "AtoB")),
+            info=source.info,
             device=device,
         )
 

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from pixtrans import PixtransError
-from pixtrans.data.labelmap import instance_edges, one_hot_labels
-from pixtrans.inference.export import generator_io, label_input_nc
+from pixtrans.artifacts.checkpoints import load_run_checkpoint
+from pixtrans.artifacts.exports import CONFIG_NAME, clean_state_dict, is_complete_export, read_export_info
+from pixtrans.data.labelmap import LabelInput
+from pixtrans.data.palettes import voc_colormap
 from pixtrans.losses.adversarial import build_gan_loss
 from pixtrans.losses.perceptual import VGGLoss, feature_matching_loss
 from pixtrans.methods.base import Method
@@ -36,28 +39,8 @@ from pixtrans.nets.init import init_weights
 from pixtrans.registry import METHODS
 
 
-def label_palette(n: int) -> torch.Tensor:
-    """[n, 3] distinct colours in [-1, 1] for showing label maps (bit-interleaved, as VOC's)."""
-    ids = torch.arange(n)
-    rgb = torch.zeros(n, 3)
-    for bit in range(8):
-        for c in range(3):
-            rgb[:, c] += ((ids >> (3 * bit + c)) & 1).float() * (1 << (7 - bit))
-    return rgb / 127.5 - 1.0
-
-
 def load_global_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The G weights of a trained global-generator run folder, export folder or checkpoint."""
-    from safetensors.torch import load_file
-
-    from pixtrans.inference.export import (
-        CONFIG_NAME,
-        clean_state_dict,
-        is_complete_export,
-        load_run_checkpoint,
-        read_export_info,
-    )
-
     path = Path(path)
     if not path.exists():
         raise PixtransError(
@@ -76,9 +59,42 @@ def load_global_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return clean_state_dict(ckpt["nets"]["G"])
 
 
+CITYSCAPES_INPUT = LabelInput(35)  # the paper's setting: 35 classes + instance edges
+
+
 @METHODS.register("pix2pixhd")
 class Pix2PixHD(Method):
     phases = ("G", "D")
+    exported = ("G", "E")  # E only with the feature encoder (model.E)
+    translator = "labelmap"  # class-id + instance maps in, a photo out (with per-object styles)
+
+    @classmethod
+    def exported_nets(cls, config) -> tuple[str, ...]:
+        return ("G", "E") if config.get("model", {}).get("E") else ("G",)
+
+    @classmethod
+    def net_io(cls, config, name: str) -> dict[str, Any]:
+        """G reads [label input | encoder features]; E reads the photo, writes feat_num channels."""
+        data, model = config.get("data", {}), config.get("model", {})
+        inputs = LabelInput.from_config(config)
+        output_nc, direction = int(data.get("output_nc", 3)), data.get("direction", "AtoB")
+        if name == "G":
+            return {
+                "spec": dict(model["G"]),
+                "input_nc": inputs.channels,
+                "output_nc": output_nc,
+                "direction": direction,
+            }
+        if name == "E" and model.get("E"):
+            return {
+                "spec": dict(model["E"]),
+                "input_nc": output_nc,
+                "output_nc": inputs.feat_num,
+                "direction": direction,
+            }
+        raise PixtransError(
+            f"a pix2pixHD model with this config exports {', '.join(cls.exported_nets(config))}, not '{name}'"
+        )
 
     def __init__(
         self,
@@ -87,31 +103,26 @@ class Pix2PixHD(Method):
         E: nn.Module | None = None,
         vgg: nn.Module | None = None,  # VGGLoss, frozen; None = no perceptual loss
         *,
-        label_nc: int = 35,  # 0 = the input is an image, not a label map
-        dontcare_label: bool = False,
-        use_instance: bool = True,
+        inputs: LabelInput = CITYSCAPES_INPUT,  # what G and D read besides the photo
         gan_mode: str = "lsgan",
         lambda_feat: float = 10.0,  # feature matching weight (0 = off)
         lambda_vgg: float = 10.0,  # VGG weight (the official code reuses lambda_feat)
         d_loss_scale: float = 0.5,
         fix_global_epochs: int = 0,
-        config: dict | None = None,  # the resolved config, for export specs
     ):
         super().__init__()
         self.G, self.D = G, D
         self.E = E
         self.vgg = vgg
-        self.exported = ("G", "E") if E is not None else ("G",)
-        self.label_nc = label_nc
-        self.dontcare_label = dontcare_label
-        self.use_instance = use_instance
+        self.inputs = inputs
         self.gan_loss = build_gan_loss(gan_mode)
         self.lambda_feat = lambda_feat
         self.lambda_vgg = lambda_vgg
         self.d_loss_scale = d_loss_scale
         self.fix_global_epochs = fix_global_epochs
-        self._config = config
-        self.register_buffer("palette", label_palette(max(label_nc + 1, 1)), persistent=False)
+        # label maps shown in [-1, 1] in the sample grids
+        palette = voc_colormap(max(inputs.classes + 1, 1)).float() / 127.5 - 1.0
+        self.register_buffer("palette", palette, persistent=False)
 
     @property
     def nets(self) -> dict[str, nn.Module]:
@@ -136,19 +147,19 @@ class Pix2PixHD(Method):
                 f"config key 'data.dataset' is '{data.dataset}', but data.label_nc={data.label_nc} needs "
                 "label maps: use data.dataset=labelmap (or data.label_nc=0 for image inputs)"
             )
-        config = cfg.to_dict()
-        label_in = label_input_nc(config["data"])
-        feat_num = model.feat_num if model.E else 0
+        inputs = LabelInput.from_config(cfg.to_dict())
 
         def init(net: nn.Module) -> nn.Module:
             # the official weights_init: conv weights N(0, 0.02), conv biases left at default
             return init_weights(net, model.init, model.init_gain, zero_bias=False)
 
-        G = init(build_generator(model.G, input_nc=label_in + feat_num, output_nc=output_nc))
-        D = init(build_discriminator(model.D, input_nc=label_in + output_nc))
+        G = init(build_generator(model.G, input_nc=inputs.channels, output_nc=output_nc))
+        D = init(build_discriminator(model.D, input_nc=inputs.label_channels + output_nc))
         E = None
         if model.E:
-            E = init(build_generator(model.E, input_nc=output_nc, output_nc=feat_num, prefix="model.E"))
+            E = init(
+                build_generator(model.E, input_nc=output_nc, output_nc=inputs.feat_num, prefix="model.E")
+            )
         if model.load_global:
             if not hasattr(G, "load_global_state"):
                 raise PixtransError(
@@ -166,15 +177,12 @@ class Pix2PixHD(Method):
             D,
             E,
             vgg,
-            label_nc=data.label_nc,
-            dontcare_label=data.dontcare_label,
-            use_instance=data.instance,
+            inputs=inputs,
             gan_mode=loss.gan_mode,
             lambda_feat=loss.lambda_feat,
             lambda_vgg=loss.lambda_vgg,
             d_loss_scale=loss.d_loss_scale,
             fix_global_epochs=cfg.train.fix_global_epochs,
-            config=config,
         )
 
     def phase_nets(self, phase: str) -> list[str]:
@@ -186,21 +194,11 @@ class Pix2PixHD(Method):
             return list(self.G.global_parameters())
         return []
 
-    def export_specs(self) -> dict[str, dict[str, Any]] | None:
-        if self._config is None:
-            return None
-        return {name: generator_io(self._config, name) for name in self.exported}
-
     # ------------------------------------------------------------------------------------------
     def label_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[B, label_nc(+1) (+1 edges), H, W]: one-hot labels or the input image, + boundaries."""
-        if self.label_nc > 0:
-            x = one_hot_labels(batch["label"], self.label_nc, self.dontcare_label)
-        else:
-            x = batch["real_a"]
-        if self.use_instance:
-            x = torch.cat([x, instance_edges(batch["inst"]).to(x.dtype)], dim=1)
-        return x
+        """[B, inputs.label_channels, H, W]: one-hot labels or the input image, + boundaries."""
+        source = batch["label"] if self.inputs.label_nc > 0 else batch["real_a"]
+        return self.inputs.encode(source, batch.get("inst"))
 
     def generator_input(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(label input, G input): G also reads E's per-instance features of the real photo."""
@@ -209,6 +207,9 @@ class Pix2PixHD(Method):
             return label_in, label_in
         feat = self.E(batch["real_b"], batch["inst"])  # [B, feat_num, H, W], constant per instance
         return label_in, torch.cat([label_in, feat], dim=1)
+
+    def translator_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.generator_input(batch)[1]
 
     def prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         real_b = batch["real_b"]
@@ -239,7 +240,7 @@ class Pix2PixHD(Method):
     @torch.no_grad()
     def show_labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Label maps as colour images [B, 3, H, W] in [-1, 1] (the input image when label_nc=0)."""
-        if self.label_nc == 0:
+        if self.inputs.label_nc == 0:
             return batch["real_a"]
         label = batch["label"][:, 0].clamp(0, self.palette.shape[0] - 1)
         return self.palette[label].permute(0, 3, 1, 2)

@@ -21,9 +21,9 @@ from pixtrans import PixtransError
 
 class TrainingEvaluator:
     def __init__(self, trainer, run_dir: Path):
+        from pixtrans.data.build import build_dataset
         from pixtrans.evaluate import _select, parse_metric_list
-        from pixtrans.registry import METRICS
-        from pixtrans.training.builders import build_dataset
+        from pixtrans.registry import DATASETS, METRICS
         from pixtrans.training.loop import check_sizes
 
         cfg = trainer.cfg
@@ -34,8 +34,8 @@ class TrainingEvaluator:
                 "config key 'eval.split' is empty and so is data.val_split; name a held-out split"
             )
         self.metrics = parse_metric_list(cfg.eval.metrics)
-        unpaired = cfg.data.dataset == "unpaired"
-        self.kinds = ("distribution",) if unpaired else ("paired", "distribution")
+        paired = DATASETS.get(cfg.data.dataset).paired
+        self.kinds = ("paired", "distribution") if paired else ("distribution",)
         _select(self.metrics, {}, self.kinds)  # a metric that cannot run here fails at start-up
         if cfg.eval.best:
             if cfg.eval.best not in (self.metrics or []):

@@ -33,13 +33,14 @@ from pixtrans.artifacts.checkpoints import (
     set_aside,
 )
 from pixtrans.config import Config, from_dict, save_config
+from pixtrans.data.build import build_dataset
 from pixtrans.data.sampler import StepBatchSampler, _mix
 from pixtrans.data.transforms import crops
 from pixtrans.fsutil import atomic_write_bytes
 from pixtrans.methods import Method
 from pixtrans.registry import METHODS
+from pixtrans.runtime import resolve_device
 from pixtrans.training import dist as D
-from pixtrans.training.builders import build_dataset
 
 # settings that may change between sessions of one run without changing what it computes
 RESUMABLE_CHANGES = {
@@ -82,16 +83,6 @@ def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -
     return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PixtransError(
-            f"config key 'train.device' is '{name}' but no CUDA device is visible; use train.device=cpu"
-        )
-    return torch.device(name)
-
-
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -108,7 +99,9 @@ class Trainer:
         self.run_dir = Path(run_dir or cfg.run_dir)
         t = cfg.train
         self.dist = D.init_distributed("cuda" if t.device != "cpu" and torch.cuda.is_available() else "cpu")
-        self.device = pick_device(t.device, self.dist.local_rank)
+        self.device = resolve_device(
+            t.device, local_rank=self.dist.local_rank, key="config key 'train.device'"
+        )
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if t.deterministic:
@@ -142,6 +135,7 @@ class Trainer:
         self.method: Method = method_cls.from_config(cfg, cfg.data.input_nc, cfg.data.output_nc).to(
             self.device
         )
+        self.exported = method_cls.exported_nets(cfg.to_dict())  # the nets an export holds
         self._check_sizes()
         # channels_last suits cuDNN; on the CPU it is slower here (oneDNN re-lays out the large
         # ConvTranspose weights on every call, measured in bench.py), so "auto" keeps NCHW there
@@ -175,7 +169,7 @@ class Trainer:
     @property
     def size_multiple(self) -> int:
         """What every side of a generator input must be a multiple of (all exported nets)."""
-        return math.lcm(*(getattr(self.method.nets[n], "size_multiple", 1) for n in self.method.exported))
+        return math.lcm(*(getattr(self.method.nets[n], "size_multiple", 1) for n in self.exported))
 
     # ------------------------------------------------------------------------------------------
     def phase_params(self, phase: str) -> list[torch.nn.Parameter]:
@@ -517,7 +511,7 @@ def _sample_batch(trainer: Trainer, n: int = 4) -> dict[str, Any]:
 
 def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
     """Train (or resume) the run in `run_dir`; returns the trainer at the end."""
-    from pixtrans.inference.export import export_generators
+    from pixtrans.methods import export_generators
     from pixtrans.training.report import save_sample_grid, write_report
 
     run_dir = Path(run_dir or cfg.run_dir)
@@ -647,13 +641,12 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
                 value = scores.get(cfg.eval.best, math.nan)
                 if evaluator.improved(value, trainer.best):
                     trainer.best = {"metric": cfg.eval.best, "value": value, "step": step}
-                    gens = {name: trainer.method.nets[name].state_dict() for name in trainer.method.exported}
+                    gens = {name: trainer.method.nets[name].state_dict() for name in trainer.exported}
                     export_generators(
                         run_dir / "best",
                         cfg.to_dict(),
                         gens,
                         method=cfg.method,
-                        specs=trainer.method.export_specs(),
                         source={"kind": "best", **trainer.best},
                         step=step,
                     )
@@ -683,13 +676,12 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
         D.cleanup()
         raise SystemExit(128 + stop.signum)
     if is_main and t.export_at_end:
-        gens = {name: trainer.method.nets[name].state_dict() for name in trainer.method.exported}
+        gens = {name: trainer.method.nets[name].state_dict() for name in trainer.exported}
         export_generators(
             run_dir / "export",
             cfg.to_dict(),
             gens,
             method=cfg.method,
-            specs=trainer.method.export_specs(),
             step=trainer.step,
         )
     D.cleanup()

@@ -4,15 +4,17 @@ An export folder holds, for a method with generators named e.g. "G" (pix2pix) or
 "G_ba" (CycleGAN):
 
   config.json          format name + version, method, value range, direction, the full resolved
-                       training config, and per generator: file, spec (registry name + every
+                       training config, and per net: file, spec (registry name + every
                        constructor keyword), input_nc, output_nc, size_multiple, direction
   G.safetensors        plain tensors, BatchNorm running statistics included
+  clusters.safetensors pix2pixHD only, after `pixtrans features`: K-means styles per class
 
-Inference (`pixtrans.inference.Translator`) needs nothing else: no training code, no flags.
-config.json is written last and removed first when an export is rewritten, so a folder with a
-config.json is always complete and consistent, whenever the writer was killed.
+Inference needs nothing else: no training code, no flags. config.json is written last and
+removed first when an export is rewritten, so a folder with a config.json is always complete and
+consistent, whenever the writer was killed.
 
-This module must not import pixtrans.training or pixtrans.methods (inference stays light).
+This layer knows nothing of methods: whoever writes an export says what each net reads and
+writes (`io`); the method's declaration (methods/base.py) is where that comes from.
 """
 
 from __future__ import annotations
@@ -21,93 +23,26 @@ import datetime
 import json
 import os
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 import pixtrans
 from pixtrans import PixtransError
-from pixtrans.artifacts.checkpoints import (
-    checkpoints_folder,
-    find_latest,
-    list_checkpoints,
-    read_checkpoint,
-)
 from pixtrans.fsutil import atomic_write_text, atomic_write_with, fsync_dir
+from pixtrans.nets import build_generator, spec_defaults
+from pixtrans.registry import GENERATORS
 
 FORMAT = "pixtrans-export"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
+CLUSTERS_NAME = "clusters.safetensors"
 VALUE_RANGE = [-1.0, 1.0]  # generators read and write images scaled to this range
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
-
-
-# ----------------------------------------------------------------------------------------------
-# Which generator does what: spec and channels, derived from a resolved config dict.
-
-
-def _reverse(direction: str) -> str:
-    return {"AtoB": "BtoA", "BtoA": "AtoB"}.get(direction, direction)
-
-
-def generator_io(config: Mapping, name: str) -> dict[str, Any]:
-    """Spec, channels and direction of generator `name` of a run with resolved config `config`.
-
-    "G" / "G_ab" / "G_A" map the data's input side to its output side; "G_ba" / "G_B" (the
-    CycleGAN inverse) go the other way. The spec is `model.<name>` when the config has such a
-    section, else `model.G`. Methods whose generators do not fit this rule pass `specs=` to
-    `export_generators` instead.
-    """
-    data, model = config.get("data", {}), config.get("model", {})
-    if config.get("method") == "pix2pixhd" and name in ("G", "E"):
-        return _pix2pixhd_io(data, model, name)
-    spec = model.get(name) if isinstance(model.get(name), Mapping) else model.get("G")
-    if not isinstance(spec, Mapping) or "name" not in spec:
-        raise PixtransError(f"config has no generator spec for '{name}' (expected model.G with a 'name')")
-    input_nc, output_nc = int(data.get("input_nc", 3)), int(data.get("output_nc", 3))
-    direction = data.get("direction", "AtoB")
-    if name.lower() in ("g_ba", "g_b"):
-        input_nc, output_nc, direction = output_nc, input_nc, _reverse(direction)
-    return {"spec": dict(spec), "input_nc": input_nc, "output_nc": output_nc, "direction": direction}
-
-
-def label_input_nc(data: Mapping) -> int:
-    """Channels of pix2pixHD's label input: one-hot labels (+1 don't-care class), or the image
-    itself when data.label_nc is 0, plus one instance-boundary channel when instances are on."""
-    label_nc = int(data.get("label_nc", 0))
-    if label_nc > 0:
-        base = label_nc + int(bool(data.get("dontcare_label", False)))
-    else:
-        base = int(data.get("input_nc", 3))
-    return base + int(bool(data.get("instance", True)))
-
-
-def _pix2pixhd_io(data: Mapping, model: Mapping, name: str) -> dict[str, Any]:
-    """G reads [label input | encoder features]; E reads the photo and writes feat_num channels."""
-    output_nc = int(data.get("output_nc", 3))
-    feat_num = int(model.get("feat_num", 3)) if model.get("E") else 0
-    direction = data.get("direction", "AtoB")
-    if name == "G":
-        return {
-            "spec": dict(model["G"]),
-            "input_nc": label_input_nc(data) + feat_num,
-            "output_nc": output_nc,
-            "direction": direction,
-        }
-    if not model.get("E"):
-        raise PixtransError("this pix2pixHD config has no encoder (model.E is empty)")
-    return {"spec": dict(model["E"]), "input_nc": output_nc, "output_nc": feat_num, "direction": direction}
-
-
-def build_generator(spec: Mapping, input_nc: int, output_nc: int) -> nn.Module:
-    from pixtrans.nets import build_generator as build  # nets register themselves on import
-
-    return build(dict(spec), input_nc, output_nc)
 
 
 def full_spec(spec: Mapping) -> dict[str, Any]:
@@ -116,9 +51,6 @@ def full_spec(spec: Mapping) -> dict[str, Any]:
     So an export states the whole architecture, not only what differed from the defaults of the
     pixtrans version that wrote it.
     """
-    from pixtrans.nets import spec_defaults
-    from pixtrans.registry import GENERATORS
-
     out = {k: v for k, v in spec_defaults(GENERATORS, spec["name"]).items() if _is_json_value(v)}
     out.update(spec)
     return out
@@ -143,6 +75,16 @@ def clean_state_dict(state: Mapping[str, torch.Tensor] | nn.Module) -> dict[str,
                 key = key[len(prefix) :]
         out[key] = value.detach().to("cpu", copy=True).contiguous()
     return out
+
+
+def load_strict(net: nn.Module, state: Mapping[str, torch.Tensor], where: str, hint: str) -> nn.Module:
+    """net.load_state_dict(state, strict=True), or one line: f"{where}: {what is wrong}; {hint}"."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = " ".join(str(e).split())[:300]
+        raise PixtransError(f"{where}: {first}; {hint}") from None
+    return net
 
 
 def _check_matches(
@@ -177,41 +119,38 @@ def _atomic_save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metad
     atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), sync_dir=False)
 
 
-def export_generators(
+def write_export(
     out_dir: str | os.PathLike,
     config: Mapping,
-    generators: Mapping[str, Mapping[str, torch.Tensor] | nn.Module],
+    nets: Mapping[str, tuple[Mapping[str, Any], Mapping[str, torch.Tensor] | nn.Module]],
     method: str,
     *,
-    specs: Mapping[str, Mapping] | None = None,
     source: Mapping | None = None,
     step: int | None = None,
 ) -> Path:
-    """Write `out_dir/<name>.safetensors` per generator and `out_dir/config.json`; return out_dir.
+    """Write `out_dir/<name>.safetensors` per net and `out_dir/config.json`; return out_dir.
 
-    generators: name -> state dict (or module), e.g. {"G": G.state_dict()} for pix2pix or
-      {"G_ab": ..., "G_ba": ...} for CycleGAN.
+    nets: name -> (io, state dict or module); io = {"spec", "input_nc", "output_nc",
+      "direction"}, what the net reads and writes (a method's `net_io`).
     config: the full resolved config (Config.to_dict()); stored as is.
-    specs: optional name -> {"spec", "input_nc", "output_nc"[, "direction"]} for generators whose
-      spec/channels do not follow `generator_io`'s rule.
     source / step: provenance recorded in config.json (a checkpoint path, a converted file...).
 
     Crash safety: the old config.json is removed first, each file is written to a temporary name,
     fsynced and renamed into place, and the new config.json comes last. Other files in out_dir
     are left alone.
     """
-    if not generators:
-        raise PixtransError("export_generators needs at least one generator")
+    if not nets:
+        raise PixtransError("an export needs at least one net")
     config = json.loads(json.dumps(dict(config), default=str))  # detached, JSON-safe copy
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise PixtransError(f"export folder '{out_dir}' exists and is not a folder; choose another path")
 
     entries, tensors = {}, {}
-    for name, state in generators.items():
+    for name, (io, state) in nets.items():
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise PixtransError(f"generator name '{name}' must be letters, digits, '_', '-' or '.'")
-        io = dict(specs[name]) if specs and name in specs else generator_io(config, name)
+        io = dict(io)
         io.setdefault("direction", config.get("data", {}).get("direction", "AtoB"))
         spec = full_spec(io["spec"])
         state = clean_state_dict(state)
@@ -253,7 +192,7 @@ def export_generators(
 
 
 # ----------------------------------------------------------------------------------------------
-# Reading: export folders, run folders, checkpoints
+# Reading
 
 
 def read_export_info(export_dir: str | os.PathLike) -> dict[str, Any]:
@@ -288,8 +227,6 @@ def read_export_info(export_dir: str | os.PathLike) -> dict[str, Any]:
 
 def load_export_net(export_dir: str | os.PathLike, info: Mapping[str, Any], name: str) -> nn.Module:
     """Build generator `name` of an export from its spec and load its weights strictly."""
-    from safetensors.torch import load_file
-
     entry = info["generators"][name]
     net = build_generator(entry["spec"], entry["input_nc"], entry["output_nc"])
     file = Path(export_dir) / entry["file"]
@@ -297,14 +234,7 @@ def load_export_net(export_dir: str | os.PathLike, info: Mapping[str, Any], name
         state = load_file(str(file), device="cpu")
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
         raise PixtransError(f"cannot read weights '{file}': {e}; re-export the model") from None
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = " ".join(str(e).split())[:300]
-        raise PixtransError(
-            f"weights in '{file}' do not fit the saved spec: {first}; re-export the model"
-        ) from None
-    return net
+    return load_strict(net, state, f"weights in '{file}' do not fit the saved spec", "re-export the model")
 
 
 def is_complete_export(export_dir: str | os.PathLike) -> bool:
@@ -315,55 +245,40 @@ def is_complete_export(export_dir: str | os.PathLike) -> bool:
         return False
 
 
-def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """Newest file named RUN/checkpoints/step_*.pt (by step) in a run or checkpoints folder."""
-    found = list_checkpoints(checkpoints_folder(folder))
-    return found[-1] if found else None
+def export_step(export_dir: str | os.PathLike) -> int | None:
+    """The training step a complete export was written at (None: incomplete or unknown)."""
+    try:
+        return read_export_info(export_dir).get("step")
+    except PixtransError:
+        return None
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A training checkpoint file, read without running any code from it (see artifacts)."""
-    return read_checkpoint(path)
+# ----------------------------------------------------------------------------------------------
+# Feature clusters stored beside a pix2pixHD export
 
 
-def load_run_checkpoint(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
-    """(file, state) of a checkpoint file, or of the newest checkpoint of a run / checkpoints
-    folder that loads; newer damaged files are skipped with a warning that names them."""
-    path = Path(path)
-    if path.is_file():
-        return path, read_checkpoint(path)
-    if not path.is_dir():
-        raise PixtransError(f"'{path}' does not exist; expected a run folder or a checkpoint .pt file")
-    found = find_latest(checkpoints_folder(path))
-    if found is None:
-        raise PixtransError(f"no checkpoints (checkpoints/step_*.pt) in '{path}'; expected a run folder")
-    for err in found.damaged:
-        warnings.warn(f"{err}; using the older {found.path.name} (step {found.step})", stacklevel=2)
-    return found.path, found.state
+def read_clusters(export_dir: Path, info: dict) -> dict[int, torch.Tensor] | None:
+    entry = info.get("clusters")
+    if not entry:
+        return None
+    path = export_dir / entry.get("file", CLUSTERS_NAME)
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # noqa: BLE001
+        raise PixtransError(
+            f"cannot read feature clusters '{path}': {e}; run `pixtrans features` again"
+        ) from None
+    return {int(k.split("_", 1)[1]): v for k, v in tensors.items()}
 
 
-def checkpoint_generators(ckpt: Mapping) -> dict[str, Mapping[str, torch.Tensor]]:
-    """The exported nets of a training checkpoint: names starting with 'G', and pix2pixHD's
-    feature encoder 'E' (its styles are part of the model)."""
-    hd = ckpt.get("config", {}).get("method") == "pix2pixhd"
-    return {k: v for k, v in ckpt["nets"].items() if k.startswith("G") or (hd and k == "E")}
-
-
-def export_from_checkpoint(
-    ckpt_path_or_run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
-) -> Path:
-    """Export the generators of a training checkpoint (or a run's newest one) to `out_dir`.
-
-    out_dir defaults to RUN/export for a run folder or a checkpoint inside RUN/checkpoints.
-    """
-    path, ckpt = load_run_checkpoint(ckpt_path_or_run_dir)
-    if out_dir is None:
-        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        out_dir = run / "export"
-    gens = checkpoint_generators(ckpt)
-    if not gens:
-        raise PixtransError(f"checkpoint '{path}' holds no generator (nets: {', '.join(ckpt['nets'])})")
-    config = ckpt["config"]
-    step = ckpt.get("step")
-    source = {"kind": "pixtrans-checkpoint", "file": str(path.resolve()), "step": step}
-    return export_generators(out_dir, config, gens, config.get("method", "pix2pix"), source=source, step=step)
+def write_clusters(export_dir: Path, clusters: Mapping[int, torch.Tensor], meta: dict) -> Path:
+    """clusters.safetensors (tensor 'class_<id>' = [k, feat_num] centres) and a 'clusters' entry
+    in config.json, both written atomically (weights first, the config that names them last)."""
+    export_dir = Path(export_dir)
+    info = read_export_info(export_dir)
+    tensors = {f"class_{k}": v.float().contiguous() for k, v in sorted(clusters.items())}
+    path = export_dir / CLUSTERS_NAME
+    atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp)))
+    info["clusters"] = {"file": CLUSTERS_NAME, **meta, "classes": sorted(int(k) for k in clusters)}
+    atomic_write_text(export_dir / CONFIG_NAME, json.dumps(info, indent=1) + "\n")
+    return path
