@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from pixtrans import PixtransError
-from pixtrans.data.io import IMAGE_EXTENSIONS, convert_channels, is_image_file, load_array
+from pixtrans.data.io import IMAGE_EXTENSIONS, convert_channels, image_files, is_image_file, load_array
 from pixtrans.metrics import Metric, all_metrics, get_metric
 from pixtrans.registry import DATASETS
 from pixtrans.runtime import resolve_device
@@ -53,12 +53,7 @@ def list_images(folder: str | os.PathLike, what: str) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise PixtransError(f"{what} '{folder}' does not exist or is not a folder")
-    found = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or not is_image_file(path) or not path.is_file():
-            continue
-        found.append(path)
+    found = image_files(folder, recursive=True)
     if not found:
         raise PixtransError(f"no image files in {what} '{folder}' ({_EXTS})")
     return found

@@ -53,6 +53,24 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def image_files(
+    folder: str | os.PathLike, *, recursive: bool = False, skip: Path | None = None
+) -> list[Path]:
+    """Sorted image files in `folder` (and below it when `recursive`): other extensions and
+    hidden files and folders (.git, .ipynb_checkpoints ...) ignored, and nothing under `skip`
+    (e.g. an output folder inside the input folder). The one folder lister every reader uses."""
+    folder = Path(folder)
+    found = []
+    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not is_image_file(path) or not path.is_file():
+            continue
+        if skip is not None and skip in path.resolve().parents:
+            continue
+        found.append(path)
+    return found
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text[:200]

@@ -30,7 +30,15 @@ from PIL import Image
 
 from pixtrans import PixtransError
 from pixtrans.data.cached import CachedDataset, parse_key
-from pixtrans.data.io import convert_channels, image_info, is_image_file, load_array, to_float, to_tensor
+from pixtrans.data.io import (
+    convert_channels,
+    image_files,
+    image_info,
+    is_image_file,
+    load_array,
+    to_float,
+    to_tensor,
+)
 from pixtrans.data.paired import (
     BadFile,
     check_settings,
@@ -227,7 +235,7 @@ def _pair_up(
 
 
 def _list_images(folder: Path, what: str) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if is_image_file(p) and p.is_file())
+    files = image_files(folder)
     if not files:
         raise PixtransError(f"no images in '{folder}' (expected {what}); check data.root and the split name")
     return files

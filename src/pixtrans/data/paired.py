@@ -27,7 +27,7 @@ from pixtrans.data.cached import BadFile, CachedDataset, parse_key
 from pixtrans.data.io import (
     IMAGE_EXTENSIONS,
     convert_channels,
-    is_image_file,
+    image_files,
     load_array,
     to_float,
     to_tensor,
@@ -94,7 +94,7 @@ def list_images(folder: Path, expected: str) -> list[Path]:
     """Sorted image files directly in `folder` (hidden files and other extensions ignored)."""
     if not folder.is_dir():
         raise PixtransError(f"dataset folder '{folder}' does not exist; expected {expected}")
-    files = sorted(p for p in folder.iterdir() if is_image_file(p) and p.is_file())
+    files = image_files(folder)
     if not files:
         raise PixtransError(f"no images in '{folder}': expected {expected} ({_EXT_LIST})")
     return files

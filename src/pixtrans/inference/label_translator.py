@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 
 from pixtrans import PixtransError
-from pixtrans.data.io import is_image_file, load_array, read_image, write_image
+from pixtrans.data.io import image_files, load_array, read_image, write_image
 from pixtrans.data.labelmap import LabelInput
 from pixtrans.inference.loading import ModelSource, open_model
 from pixtrans.inference.padding import pad_to_multiple
@@ -298,7 +298,7 @@ class LabelTranslator:
                 return [p]
             if not p.is_dir():
                 raise PixtransError(f"input '{p}' does not exist; pass a label map file or folder")
-            found = sorted(f for f in p.iterdir() if f.is_file() and is_image_file(f))
+            found = image_files(p)
             if not found:
                 raise PixtransError(f"no image files in '{p}'")
             return found

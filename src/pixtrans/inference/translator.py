@@ -39,7 +39,7 @@ from pixtrans import PixtransError
 from pixtrans.data.io import (
     _from_pil,
     convert_channels,
-    is_image_file,
+    image_files,
     load_array,
     read_image,
     to_float,
@@ -446,16 +446,10 @@ def plan_outputs(
             base = out_dir if len(inputs) == 1 else out_dir / inp.resolve().name
             # our own earlier outputs, when out_dir lies inside this folder
             skip = out_resolved if out_resolved != inp.resolve() else None
-            found = []
-            for path in sorted(inp.rglob("*")):
-                if not path.is_file() or not is_image_file(path):
-                    continue
-                rel = path.relative_to(inp)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue  # hidden folders (.git, .ipynb_checkpoints ...)
-                if skip is not None and skip in path.resolve().parents:
-                    continue
-                found.append((path, base / rel.with_suffix(suffix)))
+            found = [
+                (path, base / path.relative_to(inp).with_suffix(suffix))
+                for path in image_files(inp, recursive=True, skip=skip)
+            ]
             if not found:
                 raise PixtransError(f"no image files found in folder '{inp}' (png, jpg, tif, npy, ...)")
             jobs.extend(found)

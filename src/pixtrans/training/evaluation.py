@@ -21,10 +21,9 @@ from pixtrans import PixtransError
 
 class TrainingEvaluator:
     def __init__(self, trainer, run_dir: Path):
-        from pixtrans.data.build import build_dataset
+        from pixtrans.data.build import build_dataset, check_sizes
         from pixtrans.evaluate import _select, parse_metric_list
         from pixtrans.registry import DATASETS, METRICS
-        from pixtrans.training.loop import check_sizes
 
         cfg = trainer.cfg
         self.trainer, self.run_dir, self.cfg = trainer, run_dir, cfg.eval
@@ -52,9 +51,9 @@ class TrainingEvaluator:
 
     @torch.no_grad()
     def __call__(self) -> dict[str, float]:
+        from pixtrans.data.build import batches_of_one_size
         from pixtrans.data.io import write_image
         from pixtrans.evaluate import _write_if_changed, evaluate_folders
-        from pixtrans.training.loop import batches_of_one_size
 
         method = self.trainer.method
         real_dir, fake_dir = self.folder / "real", self.folder / "fake"
