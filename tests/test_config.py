@@ -2,6 +2,7 @@ import pytest
 
 from pixtrans import PixtransError
 from pixtrans.config import load_config
+from pixtrans.nets import complete_specs
 
 
 def test_facades_preset_has_paper_settings():
@@ -28,6 +29,7 @@ def test_base_preset_inherits():
 
 def test_net_spec_filled_with_defaults():
     cfg = load_config(None, ["model.G={name: unet, ngf: 8}"])
+    complete_specs(cfg)  # a builder step (nets), so config resolution stays torch-free
     assert cfg.model.G["num_downs"] == 8 and cfg.model.G["norm"] == "batch" and cfg.model.G["ngf"] == 8
 
 
@@ -46,7 +48,7 @@ def test_net_spec_filled_with_defaults():
 )
 def test_bad_overrides_fail_with_named_key(override, fragment):
     with pytest.raises(PixtransError) as e:
-        load_config("pix2pix/facades", [override])
+        complete_specs(load_config("pix2pix/facades", [override]))
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
 

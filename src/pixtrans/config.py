@@ -21,10 +21,25 @@ from pixtrans.registry import did_you_mean
 PRESET_DIR = Path(__file__).parent / "configs"
 
 
+# Field metadata. "resume": how a setting may change when a run is resumed. Settings marked FREE
+# do not change what a run computes (where it stops, how often it logs, where the data is);
+# SCHEDULE settings may change only where the run has not been yet (training/loop.py
+# check_schedule); every other setting must stay as the run was started. "net": the section is
+# a network spec {name, **constructor keywords} checked against that registry (nets/__init__.py).
+FREE = {"resume": "free"}
+SCHEDULE = {"resume": "schedule"}
+
+
+def net_spec(kind: str, default, optional: bool = False):
+    """A model section holding a network spec of a registry `kind` ("generator", "discriminator")."""
+    return field(default_factory=lambda: dict(default), metadata={"net": kind, "optional": optional})
+
+
 @dataclass
 class DataConfig:
     dataset: str = "paired"  # registry name: paired | unpaired | synthetic
-    root: str = ""  # dataset folder (paired) or cache folder (synthetic; empty = inside the run)
+    # dataset folder (paired) or cache folder (synthetic; empty = inside the run)
+    root: str = field(default="", metadata=FREE)
     layout: Literal["auto", "aligned", "folders"] = "auto"  # A|B in one file, or A/ and B/ folders
     direction: Literal["AtoB", "BtoA"] = "AtoB"
     input_nc: int = 3
@@ -38,9 +53,12 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"  # held-out split for sample grids ("" = use train images)
     max_images: int = 0  # 0 = all
-    num_workers: int = -1  # DataLoader workers; -1 = auto (0 on CPU, where decoding is cached)
-    cache: Literal["auto", "on", "off"] = "auto"  # keep decoded images in memory
-    cache_max_gb: float = 4.0  # "auto" caches only when the decoded set fits under this
+    # DataLoader workers; -1 = auto (0 on CPU, where decoding is cached)
+    num_workers: int = field(default=-1, metadata=FREE)
+    # keep decoded images in memory
+    cache: Literal["auto", "on", "off"] = field(default="auto", metadata=FREE)
+    # "auto" caches only when the decoded set fits under this
+    cache_max_gb: float = field(default=4.0, metadata=FREE)
     bad_files: Literal["fail", "skip"] = "fail"  # policy for unreadable images, see docs/data.md
     # unpaired only: pair image i of the input domain with image i of the other (else a random one)
     serial_batches: bool = False
@@ -60,16 +78,16 @@ class DataConfig:
 class ModelConfig:
     # Network specs: {"name": registry name, **constructor keyword arguments}. Keys are checked
     # against the registered constructor's signature when the model is built.
-    G: dict = field(
-        default_factory=lambda: {"name": "unet", "num_downs": 8, "ngf": 64, "norm": "batch", "dropout": True}
+    G: dict = net_spec(
+        "generator", {"name": "unet", "num_downs": 8, "ngf": 64, "norm": "batch", "dropout": True}
     )
-    D: dict = field(default_factory=lambda: {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"})
+    D: dict = net_spec("discriminator", {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"})
     init: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
     init_gain: float = 0.02
     # pix2pixHD: instance-feature encoder ({} = off, else e.g. {name: encoder, ngf: 16}), the
     # number of feature channels it feeds G, and a trained global generator (run, export or
     # checkpoint) whose weights start a local-enhancer run (the paper's coarse-to-fine training)
-    E: dict = field(default_factory=dict)
+    E: dict = net_spec("generator", {}, optional=True)
     feat_num: int = 3
     load_global: str = ""
 
@@ -93,45 +111,49 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     batch_size: int = 1
-    epochs: int = 100  # epochs at constant learning rate
-    epochs_decay: int = 100  # then linearly decayed to zero
+    epochs: int = field(default=100, metadata=SCHEDULE)  # epochs at constant learning rate
+    epochs_decay: int = field(default=100, metadata=SCHEDULE)  # then linearly decayed to zero
     fix_global_epochs: int = 0  # pix2pixHD local enhancer: train only the enhancer this long first
-    max_steps: int = 0  # >0 stops early (the schedule still follows the epochs)
+    max_steps: int = field(default=0, metadata=FREE)  # >0 stops early (the schedule still follows the epochs)
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto = fp16 on CUDA, off on CPU
     channels_last: Literal["auto", "on", "off"] = "auto"
     deterministic: bool = False  # bitwise-repeatable kernels (slower); resume is exact either way on CPU
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    log_every: int = 20  # steps between stats.jsonl lines
-    sample_every: int = 200  # steps between sample grids
-    report_every: int = 200  # steps between report (index.html + loss plot) refreshes
-    checkpoint_every: int = 500  # steps between checkpoints
-    checkpoint_minutes: float = 10.0  # also checkpoint when this much time has passed
-    keep_checkpoints: int = 3
+    device: str = field(default="auto", metadata=FREE)  # auto | cpu | cuda | cuda:N
+    log_every: int = field(default=20, metadata=FREE)  # steps between stats.jsonl lines
+    sample_every: int = field(default=200, metadata=FREE)  # steps between sample grids
+    # steps between report (index.html + loss plot) refreshes
+    report_every: int = field(default=200, metadata=FREE)
+    checkpoint_every: int = field(default=500, metadata=FREE)  # steps between checkpoints
+    # also checkpoint when this much time has passed
+    checkpoint_minutes: float = field(default=10.0, metadata=FREE)
+    keep_checkpoints: int = field(default=3, metadata=FREE)
     # auto: continue from the newest checkpoint that loads; restart: start again from step 0 in
     # a run folder whose checkpoints are all damaged (they are kept as step_*.pt.damaged)
-    resume: Literal["auto", "restart"] = "auto"
-    export_at_end: bool = True
-    progress: bool = True
+    resume: Literal["auto", "restart"] = field(default="auto", metadata=FREE)
+    export_at_end: bool = field(default=True, metadata=FREE)
+    progress: bool = field(default=True, metadata=FREE)
 
 
 @dataclass
 class EvalConfig:
     """Metrics on a held-out split during training (see docs/evaluation.md)."""
 
-    every: int = 0  # steps between evaluations; 0 = off
-    metrics: str = "l1,psnr,ssim"  # names from `pixtrans evaluate --list`, comma separated
-    split: str = ""  # "" = data.val_split
-    max_images: int = 0  # 0 = the whole split
-    best: str = ""  # keep RUN/best/ (an export) at the best value of this metric; "" = off
+    every: int = field(default=0, metadata=FREE)  # steps between evaluations; 0 = off
+    # names from `pixtrans evaluate --list`, comma separated
+    metrics: str = field(default="l1,psnr,ssim", metadata=FREE)
+    split: str = field(default="", metadata=FREE)  # "" = data.val_split
+    max_images: int = field(default=0, metadata=FREE)  # 0 = the whole split
+    # keep RUN/best/ (an export) at the best value of this metric; "" = off
+    best: str = field(default="", metadata=FREE)
 
 
 @dataclass
 class Config:
     method: str = "pix2pix"
-    run_dir: str = "runs/default"
+    run_dir: str = field(default="runs/default", metadata=FREE)
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -141,6 +163,26 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _walk(cls, prefix: str = ""):
+    """(dotted key, dataclass field) for every leaf setting of a config dataclass."""
+    for f in dataclasses.fields(cls):
+        sub = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(sub):
+            yield from _walk(sub, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f
+
+
+def resume_rules() -> dict[str, str]:
+    """Dotted key -> "free" | "schedule" for the settings a resumed run may change (see FREE)."""
+    return {key: f.metadata["resume"] for key, f in _walk(Config) if "resume" in f.metadata}
+
+
+def net_spec_fields() -> dict[str, dict]:
+    """model.<name> sections that hold network specs -> {"net": registry kind, "optional"}."""
+    return {f.name: dict(f.metadata) for f in dataclasses.fields(ModelConfig) if "net" in f.metadata}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,7 +315,7 @@ def load_yaml(path: Path) -> dict:
 def _deep_update(dst: dict, src: dict) -> None:
     for k, v in src.items():
         # a net spec with a new name replaces the old one; an empty spec ({}) clears it (no E)
-        is_new_spec = k in ("G", "D", "E") and ("name" in v or not v) if isinstance(v, dict) else False
+        is_new_spec = k in net_spec_fields() and ("name" in v or not v) if isinstance(v, dict) else False
         if isinstance(v, dict) and isinstance(dst.get(k), dict) and not is_new_spec:
             _deep_update(dst[k], v)
         else:
@@ -358,21 +400,12 @@ def validate(cfg: Config) -> None:
         )
     if not d.cache_max_gb >= 0:
         raise PixtransError(f"config key 'data.cache_max_gb' must be >= 0, got {d.cache_max_gb}")
-    from pixtrans.nets import spec_defaults
-    from pixtrans.registry import DISCRIMINATORS, GENERATORS
-
-    for key, registry in (("G", GENERATORS), ("D", DISCRIMINATORS), ("E", GENERATORS)):
+    for key, meta in net_spec_fields().items():
         spec = getattr(cfg.model, key)
-        if key == "E" and not spec:
-            continue  # no encoder
+        if meta["optional"] and not spec:
+            continue  # e.g. no encoder
         if "name" not in spec:
             raise PixtransError(f"config key 'model.{key}' needs a 'name' (e.g. model.{key}.name=unet)")
-        # saved configs are complete: every constructor default is written out
-        try:
-            full = spec_defaults(registry, spec["name"])
-        except PixtransError as e:
-            raise PixtransError(f"config key 'model.{key}.name': {e}") from None
-        setattr(cfg.model, key, {**full, **spec})
 
 
 def save_config(cfg: Config, path: Path) -> None:

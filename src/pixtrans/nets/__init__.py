@@ -7,7 +7,6 @@ spec. Builders do not initialise weights: call `init_weights` (the method decide
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import typing
 from collections.abc import Mapping
@@ -16,21 +15,13 @@ from typing import Any
 from torch import nn
 
 from pixtrans import PixtransError
+from pixtrans.config import net_spec_fields
+from pixtrans.nets import pix2pixhd, resnet  # noqa: F401 - their classes register on import
 from pixtrans.nets.init import INIT_TYPES, init_weights
 from pixtrans.nets.layers import NORM_KINDS, conv_bias, get_norm_layer
 from pixtrans.nets.patchgan import NLayerDiscriminator, PixelDiscriminator
 from pixtrans.nets.unet import UnetGenerator
 from pixtrans.registry import DISCRIMINATORS, GENERATORS, Registry, did_you_mean
-
-# Modules whose classes register themselves in GENERATORS / DISCRIMINATORS on import. A listed
-# module that does not exist (yet) is skipped; any error inside an existing one is raised.
-NET_MODULES = ("unet", "resnet", "patchgan", "pix2pixhd")
-for _mod in NET_MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_mod}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"{__name__}.{_mod}":
-            raise
 
 __all__ = [
     "INIT_TYPES",
@@ -40,6 +31,7 @@ __all__ = [
     "UnetGenerator",
     "build_discriminator",
     "build_generator",
+    "complete_specs",
     "conv_bias",
     "get_norm_layer",
     "init_weights",
@@ -57,6 +49,25 @@ def spec_defaults(registry: Registry, name: str) -> dict[str, Any]:
     """The full spec of `name` with every default filled in, e.g. for saving a complete config:
     spec_defaults(GENERATORS, "unet") -> {"name": "unet", "num_downs": 8, "ngf": 64, ...}."""
     return {"name": name, **{k: p.default for k, p in _spec_params(registry.get(name)).items()}}
+
+
+REGISTRIES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
+
+
+def complete_specs(cfg) -> None:
+    """Check the config's network specs (model.G, model.D, model.E) against their registries and
+    write every constructor default into them, so a saved config states the whole architecture.
+    A builder step: run once on a freshly resolved config, before the run folder is compared or
+    written (saved configs are complete already)."""
+    for key, meta in net_spec_fields().items():
+        spec = getattr(cfg.model, key)
+        if meta["optional"] and not spec:
+            continue
+        try:
+            full = spec_defaults(REGISTRIES[meta["net"]], spec["name"])
+        except PixtransError as e:
+            raise PixtransError(f"config key 'model.{key}.name': {e}") from None
+        setattr(cfg.model, key, {**full, **spec})
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

@@ -10,93 +10,49 @@ as if it had never stopped.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import signal
-import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from pixtrans import PixtransError
 from pixtrans.artifacts.checkpoints import (
     CheckpointWriter,
-    Found,
-    NoLoadableCheckpoint,
-    find_latest,
-    set_aside,
 )
-from pixtrans.config import Config, from_dict, save_config
-from pixtrans.data.build import batches_of_one_size, build_dataset, check_sizes
+from pixtrans.artifacts.runs import RunFolder
+from pixtrans.config import Config
+from pixtrans.data.build import build_dataset, check_sizes
 from pixtrans.data.sampler import StepBatchSampler, _mix
-from pixtrans.fsutil import atomic_write_bytes
 from pixtrans.methods import Method
+from pixtrans.nets import complete_specs
 from pixtrans.registry import METHODS
 from pixtrans.runtime import resolve_device
-from pixtrans.training import dist as D
-
-# settings that may change between sessions of one run without changing what it computes
-RESUMABLE_CHANGES = {
-    "run_dir",  # a run folder may be moved or copied; it is wherever it is now
-    "train.max_steps",
-    "train.log_every",
-    "train.sample_every",
-    "train.report_every",
-    "train.checkpoint_every",
-    "train.checkpoint_minutes",
-    "train.keep_checkpoints",
-    "train.export_at_end",
-    "train.progress",
-    "train.device",
-    "train.resume",
-    "data.num_workers",
-    "data.cache",
-    "data.cache_max_gb",
-    "data.root",
-    "eval.every",
-    "eval.metrics",
-    "eval.split",
-    "eval.max_images",
-    "eval.best",
-}
-
-
-# the schedule's length may change on resume (lengthen or shorten a run still at its constant
-# rate) as long as every step already taken had the same learning rate under the new schedule
-SCHEDULE_KEYS = ("train.epochs", "train.epochs_decay")
-
-
-def lr_factor(step: int, steps_per_epoch: int, epochs: int, epochs_decay: int) -> float:
-    """pix2pix/CycleGAN schedule: constant for `epochs`, then linear decay over `epochs_decay`.
-
-    Same arithmetic as the official per-epoch LambdaLR: during (0-based) epoch e the factor is
-    1 - max(0, e + 1 - epochs) / (epochs_decay + 1).
-    """
-    epoch = step // steps_per_epoch
-    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and k not in ("G", "D", "E"):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+from pixtrans.training.dist import average_gradients, barrier, broadcast_module, cleanup, init_distributed
+from pixtrans.training.pieces import (
+    Checkpoints,
+    LossLog,
+    Reports,
+    SampleGrids,
+    StatsWriter,
+    StopAgreement,
+    Validation,
+    export_nets,
+)
+from pixtrans.training.resume import open_run_folder, resume
+from pixtrans.training.schedules import lr_factor
 
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, dataset=None):
+        complete_specs(cfg)  # the saved config states every net's whole architecture
         self.cfg = cfg
         self.run_dir = Path(run_dir or cfg.run_dir)
         t = cfg.train
-        self.dist = D.init_distributed("cuda" if t.device != "cpu" and torch.cuda.is_available() else "cpu")
+        self.dist = init_distributed("cuda" if t.device != "cpu" and torch.cuda.is_available() else "cpu")
         self.device = resolve_device(
             t.device, local_rank=self.dist.local_rank, key="config key 'train.device'"
         )
@@ -143,7 +99,7 @@ class Trainer:
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
         if self.dist.enabled:
-            D.broadcast_module(self.method)
+            broadcast_module(self.method)
         fused = self.device.type in ("cpu", "cuda")
         self.optimizers = {
             phase: torch.optim.Adam(self.phase_params(phase), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
@@ -220,12 +176,35 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
             if self.dist.enabled:
-                D.average_gradients(self.phase_params(phase), self.dist.world_size)
+                average_gradients(self.phase_params(phase), self.dist.world_size)
             self.scaler.step(opt)
             logs.update({k: v.detach().float() for k, v in losses.items()})
         self.scaler.update()
         self.step += 1
         return logs
+
+    def batches(self) -> torch.utils.data.DataLoader:
+        """This process's batches from the current step on (the order is a function of the step)."""
+        trainer, cfg = self, self.cfg
+        workers = cfg.data.num_workers
+        if workers < 0:
+            workers = 0 if trainer.device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
+        sampler = StepBatchSampler(
+            len(trainer.dataset),
+            cfg.train.batch_size,
+            cfg.seed,
+            start_step=self.step,
+            rank=trainer.dist.rank,
+            world_size=trainer.dist.world_size,
+        )
+        return torch.utils.data.DataLoader(
+            trainer.dataset,
+            batch_sampler=sampler,
+            num_workers=workers,
+            pin_memory=trainer.device.type == "cuda",
+            persistent_workers=False,
+            collate_fn=getattr(trainer.dataset, "collate", None),
+        )
 
     # ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -272,363 +251,70 @@ class Trainer:
 
 
 # ----------------------------------------------------------------------------------------------
-# Run folder handling
-
-
-def check_run_dir(cfg: Config, run_dir: Path) -> Config | None:
-    """The config the run in `run_dir` was started with (None for a new run), after checking
-    that `cfg` may continue it; schedule changes are checked against the step by `check_schedule`."""
-    saved_path = run_dir / "config.yaml"
-    saved = None
-    if saved_path.is_file():
-        try:
-            saved = from_dict(yaml.safe_load(saved_path.read_text()))
-        except PixtransError:
-            raise
-        except Exception as e:
-            raise PixtransError(
-                f"{saved_path} is unreadable ({e}); move the run folder away or fix the file"
-            ) from None
-        old, new = _flatten(saved.to_dict()), _flatten(cfg.to_dict())
-        changed = [
-            k
-            for k in sorted(set(old) | set(new))
-            if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES and k not in SCHEDULE_KEYS
-        ]
-        if changed:
-            k = changed[0]
-            raise PixtransError(
-                f"run folder {run_dir} was started with {k}={old.get(k)!r}, now {new.get(k)!r}; "
-                "resume with the same settings or choose another run_dir=..."
-            )
-    return saved
-
-
-def check_schedule(saved: Config, cfg: Config, step: int, steps_per_epoch: int, run_dir: Path) -> None:
-    """A new train.epochs / train.epochs_decay must give every step already taken its old rate."""
-    a, b = saved.train, cfg.train
-    if (a.epochs, a.epochs_decay) == (b.epochs, b.epochs_decay) or step == 0:
-        return
-    for epoch in range((step - 1) // steps_per_epoch + 1):
-        s = epoch * steps_per_epoch
-        if lr_factor(s, steps_per_epoch, a.epochs, a.epochs_decay) != lr_factor(
-            s, steps_per_epoch, b.epochs, b.epochs_decay
-        ):
-            raise PixtransError(
-                f"run folder {run_dir} is at step {step} (epoch {step / steps_per_epoch:.2f}) of a "
-                f"train.epochs={a.epochs} + train.epochs_decay={a.epochs_decay} schedule; "
-                f"{b.epochs} + {b.epochs_decay} would have given epoch {epoch} another learning rate. "
-                "A schedule may only change where the run has not been yet: keep the old one or "
-                "choose another run_dir=..."
-            )
-
-
-def find_resume_point(ckpt_dir: Path, resume: str, say: bool = True) -> tuple[Found | None, list[Path]]:
-    """(the checkpoint to resume from or None, damaged checkpoint files to set aside).
-
-    A damaged newest checkpoint falls back to the previous one (and says so). When checkpoint
-    files exist and none loads, the run stops with an error that changes nothing, unless
-    train.resume=restart asks to start again from step 0 (the damaged files are kept aside).
-    """
-    hint = (
-        ". To train this run again from step 0 add train.resume=restart (the damaged files are "
-        "kept as step_*.pt.damaged), or choose a new run_dir=..."
-    )
-    try:
-        found = find_latest(ckpt_dir, hint=hint)
-    except NoLoadableCheckpoint as e:
-        if resume != "restart":
-            raise
-        return None, [err.path for err in e.errors]
-    if found is None:
-        return None, []
-    if resume == "restart":
-        raise PixtransError(
-            f"config key 'train.resume' is 'restart', but {found.path} loads (step {found.step}); "
-            "restart only applies when no checkpoint loads: resume it (train.resume=auto) or choose "
-            "another run_dir=..."
-        )
-    for err in found.damaged if say else ():
-        print(
-            f"warning: {err}; resuming from the older {found.path.name} (step {found.step})",
-            file=sys.stderr,
-            flush=True,
-        )
-    return found, [err.path for err in found.damaged]
-
-
-def write_run_dir(cfg: Config, run_dir: Path) -> None:
-    """Create the run folder and (atomically) record the config it now runs with."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
-    tmp = run_dir / ".config.yaml.tmp"
-    save_config(cfg, tmp)
-    os.replace(tmp, run_dir / "config.yaml")
-
-
-class StatsWriter:
-    """stats.jsonl: one JSON line per logging step; a resume first drops lines past its step."""
-
-    def __init__(self, path: Path, resume_step: int):
-        self.path = path
-        if path.exists():
-            kept = []
-            for line in path.read_text().splitlines():
-                try:
-                    if json.loads(line)["step"] <= resume_step:
-                        kept.append(line)
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by kill -9
-            atomic_write_bytes(path, "".join(s + "\n" for s in kept).encode())
-
-    def write(self, record: dict[str, Any]) -> None:
-        # __init__ rewrote the file with whole lines only, so appending never glues two lines
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-class _StopFlag:
-    """Ctrl-C / SIGTERM ask the loop to checkpoint and stop; a second Ctrl-C stops at once."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-def _loader(trainer: Trainer, start_step: int):
-    cfg = trainer.cfg
-    workers = cfg.data.num_workers
-    if workers < 0:
-        workers = 0 if trainer.device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
-    sampler = StepBatchSampler(
-        len(trainer.dataset),
-        cfg.train.batch_size,
-        cfg.seed,
-        start_step=start_step,
-        rank=trainer.dist.rank,
-        world_size=trainer.dist.world_size,
-    )
-    return torch.utils.data.DataLoader(
-        trainer.dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
-        pin_memory=trainer.device.type == "cuda",
-        persistent_workers=False,
-        collate_fn=getattr(trainer.dataset, "collate", None),
-    )
-
-
-def _sample_batch(trainer: Trainer, n: int = 4) -> dict[str, Any]:
-    """Fixed images for the sample grids: the held-out split when there is one (its first `n`
-    images of the first image's size that the generators take), else the training split."""
-    cfg = trainer.cfg
-    sources = [trainer.dataset]
-    if cfg.data.val_split:
-        try:
-            sources.insert(0, build_dataset(cfg, cfg.data.val_split, run_dir=trainer.run_dir))
-        except PixtransError:
-            pass
-    m = trainer.size_multiple
-    for dataset in sources:
-        chosen: list[dict[str, Any]] = []
-        for i in range(min(len(dataset), 64)):
-            item = dataset[i]
-            h, w = next(v for v in item.values() if isinstance(v, torch.Tensor)).shape[-2:]
-            if h % m == 0 and w % m == 0:
-                chosen.append(item)
-        if chosen:
-            return trainer.to_device(next(batches_of_one_size(chosen, n)))
-    raise PixtransError(f"no image of the training set fits the generator (sides must be multiples of {m})")
 
 
 def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
-    """Train (or resume) the run in `run_dir`; returns the trainer at the end."""
-    from pixtrans.methods import export_generators
-    from pixtrans.training.report import save_sample_grid, write_report
+    """Train (or resume) the run in `run_dir`; returns the trainer at the end.
 
-    run_dir = Path(run_dir or cfg.run_dir)
+    1. check everything: data, settings against the folder's config, the checkpoint to resume;
+    2. only then write the run folder; 3. steps, each followed by the pieces (training/pieces.py);
+    4. on a signal, checkpoint and exit 128 + signal; at the end, export.
+    """
+    run = RunFolder(run_dir or cfg.run_dir)
+    trainer = Trainer(cfg, run.root)
+    main = trainer.dist.is_main
     t = cfg.train
-    trainer = Trainer(cfg, run_dir)
-    is_main = trainer.dist.is_main
-    saved = check_run_dir(cfg, run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    found, damaged = find_resume_point(ckpt_dir, t.resume, say=is_main)
-    if found is not None:
-        trainer.load_state_dict(found.state)
-        if saved is not None:
-            check_schedule(saved, cfg, trainer.step, trainer.steps_per_epoch, run_dir)
-        if is_main:
-            print(f"resuming {run_dir} from {found.path.name} (step {trainer.step})", flush=True)
-    # built before anything is written, so a held-out split the generator cannot take stops here
-    samples = evaluator = None
-    if is_main and trainer.step < trainer.end_step:
-        samples = _sample_batch(trainer)
-        if cfg.eval.every > 0:
-            from pixtrans.training.evaluation import TrainingEvaluator
-
-            evaluator = TrainingEvaluator(trainer, run_dir)
-    D.barrier()  # every rank has checked the folder before rank 0 changes anything in it
-    if is_main:
-        # every check passed: only now are damaged checkpoints renamed and the config rewritten
-        for path, new in zip(damaged, set_aside(damaged), strict=True):
-            print(
-                f"warning: checkpoint {path.name} is damaged; kept as {new.name}", file=sys.stderr, flush=True
-            )
-        write_run_dir(cfg, run_dir)
-    D.barrier()
-    writer = CheckpointWriter(ckpt_dir, t.keep_checkpoints, known_good=[found.path] if found else [])
-    stats = StatsWriter(run_dir / "stats.jsonl", trainer.step) if is_main else None
-    if trainer.step >= trainer.end_step:
-        if is_main:
+    found, damaged = resume(trainer, run, say=main)
+    running = trainer.step < trainer.end_step
+    # pieces that can still refuse the run (a held-out split the generator cannot take) come
+    # before anything is written
+    grids = SampleGrids(trainer, run) if main and running else None
+    validation = Validation(trainer, run) if main and running and cfg.eval.every > 0 else None
+    barrier()  # every rank has checked the folder before rank 0 changes anything in it
+    if main:
+        open_run_folder(cfg, run, damaged)
+    barrier()
+    stats = StatsWriter(run.stats, trainer.step) if main else None
+    if not running:
+        if main:
             why = "train.max_steps" if trainer.end_step < trainer.total_steps else "the end of its schedule"
-            print(f"{run_dir} already reached step {trainer.step} ({why}); nothing to do")
+            print(f"{run.root} already reached step {trainer.step} ({why}); nothing to do")
         return trainer
 
-    images_per_step = t.batch_size * trainer.dist.world_size
-    progress = None
-    if is_main and t.progress:
-        from tqdm import tqdm
-
-        progress = tqdm(
-            total=trainer.end_step,
-            initial=trainer.step,
-            unit="step",
-            dynamic_ncols=True,
-            desc=run_dir.name,
-            smoothing=0.1,
-        )
-
-    def checkpoint():
-        # collective: per-process method state (e.g. each rank's image pools) goes to rank 0
-        ranks_state = None
-        if trainer.dist.enabled:
-            ranks_state = [None] * trainer.dist.world_size
-            torch.distributed.all_gather_object(ranks_state, trainer.method.extra_state())
-        if is_main:
-            state = trainer.state_dict()
-            if ranks_state is not None:
-                state["method_state_ranks"] = ranks_state
-            writer.save(trainer.step, state)
-
-    def report(running: bool):
-        if is_main:
-            write_report(run_dir, running=running)
-
-    def sample():
-        if is_main:
-            save_sample_grid(
-                trainer.method.visuals(samples), run_dir / "samples" / f"step_{trainer.step:09d}.png"
-            )
-
-    window: dict[str, torch.Tensor] = {}
-    window_steps = 0
-    t_start = t_window = time.perf_counter()
-    last_ckpt = time.monotonic()
-    session_start_step = trainer.step
-    stop = _StopFlag()
-    with stop:
-        for batch in _loader(trainer, trainer.step):
+    if validation is not None:
+        validation.stats = stats
+    log = LossLog(trainer, stats, progress=main and t.progress, name=run.root.name)
+    writer = CheckpointWriter(run.checkpoints, t.keep_checkpoints, known_good=[found.path] if found else [])
+    checkpoints = Checkpoints(trainer, writer if main else None)
+    reports = Reports(trainer, run) if main else None
+    session_start = trainer.step
+    with StopAgreement(trainer) as stop:
+        for batch in trainer.batches():
             logs = trainer.train_step(trainer.to_device(batch))
-            for k, v in logs.items():
-                window[k] = window.get(k, 0.0) + v
-            window_steps += 1
-            step = trainer.step
-            done = step >= trainer.end_step
-            if step % t.log_every == 0 or done:
-                values = {k: (v / window_steps).item() for k, v in window.items()}
-                if trainer.dist.enabled:
-                    values = D.all_reduce_mean(values, trainer.device)
-                now = time.perf_counter()
-                ips = window_steps * images_per_step / max(now - t_window, 1e-9)
-                record = {
-                    "step": step,
-                    "epoch": step / trainer.steps_per_epoch,
-                    "images": step * images_per_step,
-                    "time": now - t_start,
-                    "lr": trainer.optimizers[trainer.method.phases[0]].param_groups[0]["lr"],
-                    "images_per_s": ips,
-                    **values,
-                }
-                if any(not math.isfinite(v) for v in values.values()):
-                    bad = [k for k, v in values.items() if not math.isfinite(v)]
-                    warnings.warn(
-                        f"step {step}: non-finite loss {bad}; lower train.lr or use train.amp=off",
-                        stacklevel=1,
-                    )
-                if stats is not None:
-                    stats.write(record)
-                if progress is not None:
-                    progress.set_postfix(
-                        {"img/s": f"{ips:.1f}", **{k: f"{v:.3f}" for k, v in values.items()}}, refresh=False
-                    )
-                window, window_steps, t_window = {}, 0, now
-            if progress is not None:
-                progress.update(1)
-            if step % t.sample_every == 0 or done:
-                sample()
-            if evaluator is not None and (step % cfg.eval.every == 0 or done):
-                scores = evaluator()
-                if stats is not None:
-                    stats.write({"step": step, **{f"val/{k}": v for k, v in scores.items()}})
-                value = scores.get(cfg.eval.best, math.nan)
-                if evaluator.improved(value, trainer.best):
-                    trainer.best = {"metric": cfg.eval.best, "value": value, "step": step}
-                    gens = {name: trainer.method.nets[name].state_dict() for name in trainer.exported}
-                    export_generators(
-                        run_dir / "best",
-                        cfg.to_dict(),
-                        gens,
-                        method=cfg.method,
-                        source={"kind": "best", **trainer.best},
-                        step=step,
-                    )
-            # every rank must agree to stop at the same step (they exchange gradients)
-            want_stop = stop.signum is not None
-            timed = time.monotonic() - last_ckpt > t.checkpoint_minutes * 60
-            if trainer.dist.enabled:
-                flags = torch.tensor([float(want_stop), float(timed)], device=trainer.device)
-                torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-                want_stop, timed = bool(flags[0].item()), bool(flags[1].item())
-            if step % t.checkpoint_every == 0 or done or want_stop or timed:
-                checkpoint()
-                last_ckpt = time.monotonic()
-            if step % t.report_every == 0 or done or want_stop:
-                report(running=not done)
-            if done or want_stop:
+            done = trainer.step >= trainer.end_step
+            log(logs, done)
+            if grids is not None:
+                grids(done)
+            if validation is not None:
+                validation(done)
+            halt, timed = stop()
+            if checkpoints(force=done or halt or timed):
+                stop.last_checkpoint = time.monotonic()
+            if reports is not None:
+                reports(done, stopping=halt)
+            if done or halt:
                 break
-    if progress is not None:
-        progress.close()
+    log.close()
     if stop.signum is not None and trainer.step < trainer.end_step:
-        if is_main:
+        if main:
             print(
-                f"stopped at step {trainer.step} ({trainer.step - session_start_step} this session); "
-                f"checkpoint saved in {ckpt_dir}; run the same command to resume",
+                f"stopped at step {trainer.step} ({trainer.step - session_start} this session); "
+                f"checkpoint saved in {run.checkpoints}; run the same command to resume",
                 flush=True,
             )
-        D.cleanup()
+        cleanup()
         raise SystemExit(128 + stop.signum)
-    if is_main and t.export_at_end:
-        gens = {name: trainer.method.nets[name].state_dict() for name in trainer.exported}
-        export_generators(
-            run_dir / "export",
-            cfg.to_dict(),
-            gens,
-            method=cfg.method,
-            step=trainer.step,
-        )
-    D.cleanup()
+    if main and t.export_at_end:
+        export_nets(trainer, run.export)
+    cleanup()
     return trainer
