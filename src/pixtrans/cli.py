@@ -2,12 +2,15 @@
 
 pixtrans train [CONFIG] [key=value ...]      train or resume (same command resumes)
 pixtrans translate MODEL INPUT OUTPUT         translate a file or a folder
+pixtrans features RUN                         pix2pixHD: encode a split, K-means styles per class
 pixtrans export RUN [OUT]                     generator weights + config.json
-pixtrans convert CHECKPOINT OUT               official pix2pix checkpoint -> our export
+pixtrans convert CHECKPOINT... OUT            official pix2pix / CycleGAN / pix2pixHD -> our export
 pixtrans bench [CONFIG] [key=value ...]       step/inference time vs the machine's FLOP floor
-pixtrans prepare cityscapes SRC DST          Cityscapes download -> pix2pixHD (and pix2pix) layouts
+pixtrans prepare cityscapes SRC DST           Cityscapes download -> pix2pixHD (and pix2pix) layouts
 pixtrans evaluate MODEL | --real D --fake D   PSNR/SSIM/L1/LPIPS/FID/KID of a model or two folders
 pixtrans presets                              list the built-in configs
+
+Commands import only what they need, when they run.
 """
 
 from __future__ import annotations
