@@ -67,3 +67,26 @@ def test_on_off_choices_survive_yaml_booleans():
     assert cfg.train.amp == "off" and cfg.train.channels_last == "on"
     cfg = load_config("pix2pix/demo", ["train.channels_last=off"])
     assert cfg.train.channels_last == "off"
+
+
+def test_command_line_values_are_read_by_the_field_type():
+    # a text field keeps what was typed: YAML would give 83, a date and True
+    cfg = load_config("pix2pix/demo", ["data.root=0123", "run_dir=2024-01-01", "data.val_split=on"])
+    assert (cfg.data.root, cfg.run_dir, cfg.data.val_split) == ("0123", "2024-01-01", "on")
+    cfg = load_config(
+        "pix2pix/demo", ["train.lr=1e-3", "data.flip=off", "train.max_steps=1_000", "train.amp=off"]
+    )
+    assert (cfg.train.lr, cfg.data.flip, cfg.train.max_steps, cfg.train.amp) == (1e-3, False, 1000, "off")
+    cfg = load_config("pix2pix/demo", ["model.G.ngf=16", "model.G.dropout=false", "train={epochs: 3}"])
+    assert cfg.model.G["ngf"] == 16 and cfg.model.G["dropout"] is False and cfg.train.epochs == 3
+
+
+def test_official_network_and_loss_names_are_aliases():
+    cfg = load_config(None, ["model.G.name=unet_128", "model.D.name=basic", "loss.gan_mode=wgangp"])
+    complete_specs(cfg)
+    assert cfg.model.G["name"] == "unet" and cfg.model.G["num_downs"] == 7
+    assert cfg.model.D["name"] == "patchgan" and cfg.model.D["n_layers"] == 3
+    assert cfg.loss.gan_mode == "wgan-gp"
+    cfg = load_config(None, ["model.G.name=resnet_6blocks", "model.D.name=pixel"])
+    complete_specs(cfg)
+    assert (cfg.model.G["name"], cfg.model.G["n_blocks"], cfg.model.D["name"]) == ("resnet", 6, "pixel")

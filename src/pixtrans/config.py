@@ -30,6 +30,23 @@ FREE = {"resume": "free"}
 SCHEDULE = {"resume": "schedule"}
 
 
+# The official pytorch-CycleGAN-and-pix2pix names of its networks (--netG / --netD), so a model.G
+# or model.D spec may name one: `model.G.name=unet_256` is {name: unet, num_downs: 8}.
+NET_ALIASES = {
+    "generator": {
+        "unet_256": {"name": "unet", "num_downs": 8},
+        "unet_128": {"name": "unet", "num_downs": 7},
+        "resnet_9blocks": {"name": "resnet", "n_blocks": 9},
+        "resnet_6blocks": {"name": "resnet", "n_blocks": 6},
+    },
+    "discriminator": {
+        "basic": {"name": "patchgan", "n_layers": 3},
+        "n_layers": {"name": "patchgan"},
+        "pixel": {"name": "pixel"},
+    },
+}
+
+
 def net_spec(kind: str, default, optional: bool = False):
     """A model section holding a network spec of a registry `kind` ("generator", "discriminator")."""
     return field(default_factory=lambda: dict(default), metadata={"net": kind, "optional": optional})
@@ -94,7 +111,10 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    gan_mode: Literal["vanilla", "lsgan", "hinge", "wgan-gp"] = "vanilla"
+    # the official repository spells wgan-gp "wgangp"
+    gan_mode: Literal["vanilla", "lsgan", "hinge", "wgan-gp"] = field(
+        default="vanilla", metadata={"aliases": {"wgangp": "wgan-gp"}}
+    )
     lambda_l1: float = 100.0
     lambda_gp: float = 10.0  # wgan-gp only
     d_loss_scale: float = 0.5  # the paper halves the D objective to slow D relative to G
@@ -195,8 +215,72 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def coerce(value: Any, tp, key: str) -> Any:
+class Text(str):
+    """A value as typed on the command line (key=value): parsed by the declared type of the
+    field it sets, so a text field keeps `0123` or `2024-01-01` as written instead of YAML's
+    83 or a date, and a number or a switch is read as one."""
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def from_text(raw: Text, tp, key: str) -> Any:
+    """A command-line value -> the Python value of a field of type `tp` (then checked by coerce)."""
+    origin = typing.get_origin(tp)
+    if tp is str or origin is Literal:
+        return str(raw)
+    if origin in (typing.Union, types.UnionType):
+        if raw.strip().lower() in ("", "null", "none", "~"):
+            return None
+        return from_text(raw, [a for a in typing.get_args(tp) if a is not type(None)][0], key)
+    if tp is bool:
+        word = raw.strip().lower()
+        if word in _TRUE | _FALSE:
+            return word in _TRUE
+        raise PixtransError(f"config key '{key}': expected true/false, got {str(raw)!r}")
+    if tp is int:
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            try:
+                number = float(raw)
+            except ValueError:
+                number = None
+            if number is not None and number.is_integer():
+                return int(number)
+            raise PixtransError(f"config key '{key}': expected an integer, got {str(raw)!r}") from None
+    if tp is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise PixtransError(f"config key '{key}': expected a number, got {str(raw)!r}") from None
+    return _yaml_value(raw, key)  # a mapping (net spec, section) or a value inside one
+
+
+def _yaml_value(raw: str, key: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as e:
+        raise PixtransError(
+            f"config key '{key}': cannot read {str(raw)!r} ({str(e).splitlines()[0]})"
+        ) from None
+
+
+def _parse_texts(value: Any, key: str) -> Any:
+    """Command-line values inside a mapping (a net spec's keys): YAML, typed later by the net."""
+    if isinstance(value, Text):
+        return _yaml_value(value, key)
+    if isinstance(value, dict):
+        return {k: _parse_texts(v, f"{key}.{k}") for k, v in value.items()}
+    return value
+
+
+def coerce(value: Any, tp, key: str, aliases: dict | None = None) -> Any:
     """Check/convert one value against a dataclass field type; errors name the key."""
+    if isinstance(value, Text):
+        value = from_text(value, tp, key)
+    if aliases and isinstance(value, str):
+        value = aliases.get(value, value)
     origin = typing.get_origin(tp)
     if origin is Literal:
         choices = typing.get_args(tp)
@@ -242,19 +326,29 @@ def coerce(value: Any, tp, key: str) -> Any:
     return value
 
 
+def _expand_alias(spec: dict, kind: str | None) -> dict:
+    alias = NET_ALIASES.get(kind or "", {}).get(spec.get("name"))
+    return {**alias, **{k: v for k, v in spec.items() if k != "name"}} if alias else spec
+
+
 def _merge_into(obj, data: dict, prefix: str = "") -> None:
     hints = typing.get_type_hints(type(obj))
-    names = [f.name for f in dataclasses.fields(obj)]
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    names = list(fields)
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key not in names:
             raise PixtransError(f"unknown config key '{full}'{did_you_mean(key, names)}")
         current = getattr(obj, key)
+        meta = fields[key].metadata
+        if hints[key] is dict or (dataclasses.is_dataclass(current) and isinstance(value, Text)):
+            value = _parse_texts(value, full)  # a mapping typed on the command line, or a net spec
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise PixtransError(f"config key '{full}': expected a section (mapping), got {value!r}")
             _merge_into(current, value, prefix=f"{full}.")
         elif hints[key] is dict and isinstance(value, dict) and isinstance(current, dict):
+            value = _expand_alias(value, meta.get("net"))
             # net specs merge key by key, so `model.G.ngf=32` keeps the other settings; a new
             # `name` starts from an empty spec so keys of another net do not leak in
             # (an empty mapping clears the spec: `model.E={}` turns the encoder off)
@@ -263,15 +357,14 @@ def _merge_into(obj, data: dict, prefix: str = "") -> None:
             base.update(value)
             setattr(obj, key, base)
         else:
-            setattr(obj, key, coerce(value, hints[key], full))
+            setattr(obj, key, coerce(value, hints[key], full, meta.get("aliases")))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise PixtransError(f"override '{text}' must look like key.sub=value (e.g. train.batch_size=4)")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else ""
-    return key.strip().split("."), value
+    return key.strip().split("."), Text(raw)
 
 
 def _nest(path: list[str], value: Any) -> dict:
