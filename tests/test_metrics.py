@@ -14,7 +14,7 @@ from PIL import Image
 
 from pixtrans import PixtransError
 from pixtrans.cli import main
-from pixtrans.evaluate import evaluate_folders, evaluate_model
+from pixtrans.evaluation import evaluate_folders, evaluate_model
 from pixtrans.metrics import (
     FeatureSet,
     frechet_distance,

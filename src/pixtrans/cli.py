@@ -196,7 +196,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from pixtrans.evaluate import (
+    from pixtrans.evaluation import (
         evaluate_folders,
         evaluate_model,
         format_result,

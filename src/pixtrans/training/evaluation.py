@@ -17,12 +17,12 @@ from typing import Any
 import torch
 
 from pixtrans import PixtransError
+from pixtrans.evaluation import evaluate_folders, parse_metric_list, select_metrics, write_if_changed
 
 
 class TrainingEvaluator:
     def __init__(self, trainer, run_dir: Path):
         from pixtrans.data.build import build_dataset, check_sizes
-        from pixtrans.evaluate import _select, parse_metric_list
         from pixtrans.registry import DATASETS, METRICS
 
         cfg = trainer.cfg
@@ -35,7 +35,7 @@ class TrainingEvaluator:
         self.metrics = parse_metric_list(cfg.eval.metrics)
         paired = DATASETS.get(cfg.data.dataset).paired
         self.kinds = ("paired", "distribution") if paired else ("distribution",)
-        _select(self.metrics, {}, self.kinds)  # a metric that cannot run here fails at start-up
+        select_metrics(self.metrics, {}, self.kinds)  # a metric that cannot run here fails at start-up
         if cfg.eval.best:
             if cfg.eval.best not in (self.metrics or []):
                 raise PixtransError(
@@ -53,7 +53,6 @@ class TrainingEvaluator:
     def __call__(self) -> dict[str, float]:
         from pixtrans.data.build import batches_of_one_size
         from pixtrans.data.io import write_image
-        from pixtrans.evaluate import _write_if_changed, evaluate_folders
 
         method = self.trainer.method
         real_dir, fake_dir = self.folder / "real", self.folder / "fake"
@@ -64,7 +63,7 @@ class TrainingEvaluator:
             fake = cols.get("output", cols.get("fake_b"))
             for y, x in zip(fake, batch["real_b"], strict=True):
                 write_image(y.float().cpu(), fake_dir / f"{i:05d}.png")
-                _write_if_changed(x.float().cpu(), real_dir / f"{i:05d}.png")
+                write_if_changed(x.float().cpu(), real_dir / f"{i:05d}.png")
                 i += 1
         result = evaluate_folders(real_dir, fake_dir, self.metrics, progress=False, kinds=self.kinds)
         return {k: float(v) for k, v in result["metrics"].items() if v is not None}
