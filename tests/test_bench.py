@@ -55,20 +55,20 @@ def test_time_fn_stats_and_validation():
 
 def test_quantile():
     xs = [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert bench._quantile(xs, 0.5) == 3.0
-    assert bench._quantile(xs, 0.0) == 1.0 and bench._quantile(xs, 1.0) == 5.0
-    assert bench._quantile(xs, 0.1) == pytest.approx(1.4)
+    assert bench.quantile(xs, 0.5) == 3.0
+    assert bench.quantile(xs, 0.0) == 1.0 and bench.quantile(xs, 1.0) == 5.0
+    assert bench.quantile(xs, 0.1) == pytest.approx(1.4)
 
 
 def test_ratio_arithmetic():
     st = bench.TimingStats(median=2.0, p10=1.5, p90=3.0, mean=2.0, min=1.0, max=4.0, n=3)
-    r = bench._result("train", st, flops=10**9, throughput=1e9, batch_size=4)
+    r = bench.result_dict("train", st, flops=10**9, throughput=1e9, batch_size=4)
     assert r["floor_s"] == pytest.approx(1.0)
     assert r["ratio"] == pytest.approx(2.0)
     assert r["images_per_s"] == pytest.approx(2.0)
     assert r["gflop_per_step"] == pytest.approx(1.0)
     assert r["achieved_gflops"] == pytest.approx(0.5)
-    r2 = bench._result("train", st, flops=None, throughput=None, batch_size=1)
+    r2 = bench.result_dict("train", st, flops=None, throughput=None, batch_size=1)
     assert r2["ratio"] is None and r2["floor_s"] is None
 
 
@@ -146,7 +146,7 @@ def test_bench_measures_a_mixed_precision_step_against_its_own_floor(tmp_path, m
         # distinct fake rates so the test can tell which floor divides which time
         return {torch.float32: 1e11, torch.bfloat16: 8e11}[dtype]
 
-    monkeypatch.setattr(bench, "measure_conv_throughput", spy)
+    monkeypatch.setattr(bench.command, "measure_conv_throughput", spy)  # where run_bench reads it
     out = tmp_path / "bench.json"
     args = ["bench", "pix2pix/demo", "model.G.ngf=4", "model.D.ndf=4", "data.crop_size=64"]
     args += ["data.load_size=64", "train.amp=bf16", "--steps", "1", "--warmup", "0", "--json", str(out)]

@@ -1,0 +1,95 @@
+"""`pixtrans bench CONFIG`: the real `Trainer.train_step` of the real loop and the first exported
+net's inference, timed against the floor measured a moment earlier at each one's precision
+(`run_bench`), on random data shaped by the dataset class's declaration (`bench_dataset`)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixtrans.bench.floor import measure_conv_throughput
+from pixtrans.bench.results import bench_inference, bench_training, format_report
+from pixtrans.registry import DATASETS
+from pixtrans.training.loop import Trainer
+
+_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def bench_dataset(cfg, n: int):
+    """Random in-memory data shaped like `cfg`'s training batches (the dataset class says how)."""
+    return DATASETS.get(cfg.data.dataset).stand_in(cfg.data, n)
+
+
+def run_bench(
+    cfg, steps: int = 10, warmup: int = 3, json_path: str | None = None, floor_seconds: float = 6.0
+) -> dict[str, Any]:
+    """Time `Trainer.train_step` and generator inference for `cfg`; print and return the figures
+    (and write them to `json_path` as JSON when given)."""
+    t, d = cfg.train, cfg.data
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = bench_dataset(cfg, max(2 * t.batch_size, 4))
+        trainer = Trainer(cfg, run_dir=tmp, dataset=dataset)
+    device = trainer.device
+    # The floor is measured at the precision the step's convolutions run in: under train.amp
+    # they run in bf16/fp16 (on AMX CPUs and tensor-core GPUs several times the fp32 rate), and
+    # dividing a mixed-precision step by the fp32 rate would flatter it. Inference is fp32.
+    fp32_throughput = measure_conv_throughput(device, seconds=floor_seconds)
+    amp_dtype = trainer.amp_dtype
+    throughput = fp32_throughput
+    if amp_dtype is not None:
+        throughput = measure_conv_throughput(device, dtype=amp_dtype, seconds=floor_seconds)
+    train_precision = "fp32" if amp_dtype is None else _DTYPE_NAMES[amp_dtype]
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(t.batch_size)])
+    batch = trainer.to_device({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
+    # bench_training counts the step's FLOPs by running it once (that step doubles as warm-up)
+    train = bench_training(
+        lambda: trainer.train_step(batch),
+        throughput=throughput,
+        batch_size=t.batch_size,
+        warmup=warmup,
+        iters=steps,
+        device=device,
+        extra={"precision": train_precision},
+    )
+    if amp_dtype is not None:
+        # for comparison with fp32 steps (ours or the official code's), never as the ratio
+        fp32_floor = train["flops_per_step"] / fp32_throughput
+        train["ratio_vs_fp32_floor"] = train["step_time_median_s"] / fp32_floor
+    name = trainer.exported[0]
+    net = trainer.method.nets[name].eval()
+    with torch.no_grad():  # what the net reads (pix2pixHD: one-hot labels, edges, features)
+        x = trainer.method.translator_input({k: v[:1] for k, v in batch.items()})
+    infer = bench_inference(net, x, throughput=fp32_throughput, warmup=warmup, iters=steps, device=device)
+    infer["precision"] = "fp32"
+    results = {
+        "machine": {
+            "device": str(device),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "conv_throughput_gflops": fp32_throughput / 1e9,
+            f"conv_throughput_gflops_{train_precision}": throughput / 1e9,
+        },
+        "config": {
+            "method": cfg.method,
+            "G": cfg.model.G,
+            "D": cfg.model.D,
+            "batch_size": t.batch_size,
+            "crop_size": d.crop_size,
+            "amp": str(trainer.amp_dtype),
+        },
+        "train_step": train,
+        f"inference_{name}": infer,
+    }
+    print(
+        format_report(
+            {"train step": train, f"inference ({name}, eval, batch 1)": infer},
+            title=f"pixtrans bench: {cfg.method} on {device}",
+        )
+    )
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1, default=str))
+    return results
