@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from pixtrans import PixtransError
+from pixtrans.official import translate_flags
 
 DEFAULT_PRESET = "pix2pix/demo"
 
@@ -144,9 +145,10 @@ def cmd_features(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from pixtrans.artifacts.runs import RunFolder
     from pixtrans.inference.loading import export_from_checkpoint
 
-    out = Path(args.out) if args.out else Path(args.run) / "export"
+    out = Path(args.out) if args.out else RunFolder.of(args.run).export
     export_from_checkpoint(Path(args.run), out)
     print(f"exported to {out}")
     return 0
@@ -267,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "config", nargs="*", help=f"preset or YAML file (default {DEFAULT_PRESET}), then key=value overrides"
     )
-    p.set_defaults(fn=cmd_train)
+    p.set_defaults(fn=cmd_train, official_flags=True)
 
     p = sub.add_parser("translate", help="translate an image or a folder with a run, export or checkpoint")
     p.add_argument("model", help="export folder, run folder or checkpoint file")
@@ -352,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--floor-seconds", type=float, default=6.0, help="time spent measuring conv throughput")
-    p.set_defaults(fn=cmd_bench)
+    p.set_defaults(fn=cmd_bench, official_flags=True)
 
     p = sub.add_parser("prepare", help="turn a dataset download into our training layouts")
     p.add_argument("dataset", choices=["cityscapes"])
@@ -425,9 +427,18 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
     warnings.formatwarning = _one_line_warning
     try:
+        if extra:
+            if not getattr(args, "official_flags", False):
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            # the official repositories' training flags, as key=value settings (pixtrans/official.py)
+            overrides, ignored = translate_flags(extra)
+            args.config = [*args.config, *overrides]
+            if ignored:
+                print(f"note: no effect in pixtrans: {' '.join(ignored)}", file=sys.stderr)
         return args.fn(args)
     except PixtransError as e:
         print(f"error: {e}", file=sys.stderr)

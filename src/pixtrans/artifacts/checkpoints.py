@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.runs import RunFolder
 from pixtrans.fsutil import atomic_write_bytes
 
 FORMAT = "pixtrans-train-state"
@@ -54,7 +55,8 @@ def checkpoint_step(path: str | os.PathLike) -> int | None:
 def checkpoints_folder(path: str | os.PathLike) -> Path:
     """RUN/checkpoints for a run folder; a checkpoints folder itself is returned as is."""
     path = Path(path)
-    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    run = RunFolder(path)
+    return run.checkpoints if run.checkpoints.is_dir() else path
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[Path]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pixtrans.data.build import build_dataset
 from pixtrans.evaluation.translate import split_pair
-from pixtrans.metrics.fcn import _rgb8, fcn_score_folders, segmenter_for
+from pixtrans.metrics.fcn import fcn_score_folders, rgb8, segmenter_for
 
 
 def fcn_rows(
@@ -32,12 +32,12 @@ def fcn_rows(
     train_pairs = []
     for pa, pb in train_ds.samples:
         label, photo, _, _ = split_pair(pa, pb, train_ds.direction)
-        train_pairs.append((_rgb8(label), _rgb8(photo)))
+        train_pairs.append((rgb8(label), rgb8(photo)))
     files = sorted({Path(p) for pair in train_ds.samples for p in pair if p})
     net, palette, key = segmenter_for(train_pairs, files, n_classes, steps=steps, progress=progress)
     labels = {}
     for pa, pb in test_ds.samples:
         label, _, _, _ = split_pair(pa, pb, test_ds.direction)
-        labels[Path(pa).stem] = _rgb8(label)
+        labels[Path(pa).stem] = rgb8(label)
     rows = fcn_score_folders(net, palette, labels, {"generated": fake_dir, "real": real_dir})
     return {**rows, "n_classes": n_classes, "segmenter": key, "segmenter_steps": steps}

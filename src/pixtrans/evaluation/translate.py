@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.runs import RunFolder
 from pixtrans.data.io import convert_channels, is_image_file, load_array, to_float, to_tensor, write_image
 
 MARKER = ".pixtrans-eval"  # in OUT: the folder is ours, stale images in it may be removed
@@ -22,11 +23,7 @@ MARKER = ".pixtrans-eval"  # in OUT: the folder is ours, stale images in it may 
 
 def run_folder(path: Path) -> Path:
     """Where <run>/eval goes: the run folder of a run, export or checkpoint path."""
-    if path.is_file():
-        return path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    if path.name == "export" and (path.parent / "checkpoints").is_dir():
-        return path.parent
-    return path
+    return RunFolder.of(path).root
 
 
 def prepare_out(out: Path, model: Path, with_real: bool) -> tuple[Path, Path]:

@@ -32,6 +32,7 @@ from pixtrans.artifacts.exports import (
     read_export_info,
     write_export,
 )
+from pixtrans.artifacts.runs import RunFolder
 from pixtrans.methods import Method
 from pixtrans.nets import build_generator
 from pixtrans.registry import METHODS
@@ -144,7 +145,7 @@ def open_model(path: str | os.PathLike) -> ModelSource:
         raise PixtransError(f"model path '{path}' does not exist; expected {EXPECTED}")
     if (path / CONFIG_NAME).is_file():
         return _from_export(path)
-    export, newest = path / "export", latest_checkpoint(path)
+    export, newest = RunFolder(path).export, latest_checkpoint(path)
     complete = is_complete_export(export)
     step = export_step(export) if complete else None
     # the export when it is as new as the checkpoints (or says nothing of its step)
@@ -171,8 +172,7 @@ def export_from_checkpoint(
     path, state = load_run_checkpoint(ckpt_path_or_run_dir)
     source = _from_checkpoint(path, state)
     if out_dir is None:
-        run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        out_dir = run / "export"
+        out_dir = RunFolder.of(path).export
     nets = {name: (source.io(name), state["nets"][name]) for name in source.names}
     step = state.get("step")
     provenance = {"kind": "pixtrans-checkpoint", "file": str(path.resolve()), "step": step}

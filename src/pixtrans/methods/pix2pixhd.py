@@ -29,6 +29,7 @@ from torch import nn
 from pixtrans import PixtransError
 from pixtrans.artifacts.checkpoints import load_run_checkpoint
 from pixtrans.artifacts.exports import CONFIG_NAME, clean_state_dict, is_complete_export, read_export_info
+from pixtrans.artifacts.runs import RunFolder
 from pixtrans.data.labelmap import LabelInput
 from pixtrans.data.palettes import voc_colormap
 from pixtrans.losses.adversarial import build_gan_loss
@@ -47,7 +48,7 @@ def load_global_weights(path: str | Path) -> dict[str, torch.Tensor]:
             f"config key 'model.load_global': '{path}' does not exist; point it at the global "
             "generator's run folder, export folder or checkpoint"
         )
-    export = path if (path / CONFIG_NAME).is_file() else path / "export"
+    export = path if (path / CONFIG_NAME).is_file() else RunFolder(path).export
     if path.is_dir() and is_complete_export(export):
         info = read_export_info(export)
         if "G" not in info["generators"]:

@@ -253,7 +253,7 @@ def _as_unit_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
-def _rgb8(arr: np.ndarray) -> np.ndarray:
+def rgb8(arr: np.ndarray) -> np.ndarray:
     from pixtrans.data.io import convert_channels
 
     arr = convert_channels(arr, 3)
@@ -308,7 +308,7 @@ def fcn_score_folders(
                 raise PixtransError(
                     f"FCN-score: '{path}' is missing; the folder must hold one photo per label map"
                 )
-            photos.append(_rgb8(load_array(path)))
+            photos.append(rgb8(load_array(path)))
         x = _as_unit_tensor(photos)
         if x.shape[-2:] != target.shape[-2:]:
             raise PixtransError(

@@ -92,7 +92,7 @@ class Trainer:
         self.exported = method_cls.exported_nets(cfg.to_dict())  # the nets an export holds
         self._check_sizes()
         # channels_last suits cuDNN; on the CPU it is slower here (oneDNN re-lays out the large
-        # ConvTranspose weights on every call, measured in bench.py), so "auto" keeps NCHW there
+        # ConvTranspose weights on every call, measured with pixtrans bench), so "auto" keeps NCHW there
         self.channels_last = t.channels_last == "on" or (
             t.channels_last == "auto" and self.device.type == "cuda"
         )

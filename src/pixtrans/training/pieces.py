@@ -24,8 +24,8 @@ from pixtrans.data.build import batches_of_one_size, build_dataset
 from pixtrans.fsutil import atomic_write_bytes
 from pixtrans.methods import export_generators
 from pixtrans.training.dist import all_reduce_mean
-from pixtrans.training.evaluation import TrainingEvaluator
 from pixtrans.training.report import save_sample_grid, write_report
+from pixtrans.training.validation import TrainingEvaluator
 
 
 def export_nets(trainer, out_dir, *, source: dict | None = None):

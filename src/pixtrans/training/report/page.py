@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import yaml
 
+from pixtrans.artifacts.runs import RunFolder
 from pixtrans.training.report.files import write_atomic
 from pixtrans.training.report.plots import plot_losses
 from pixtrans.training.report.stats import is_number, ordered_keys, read_stats
@@ -147,13 +148,14 @@ def write_report(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     name = run_dir.resolve().name or str(run_dir)
-    stats_path = run_dir / "stats.jsonl"
+    run = RunFolder(run_dir)
+    stats_path = run.stats
     records = read_stats(stats_path)
     last = records[-1] if records else {}
 
     config_text, cfg = None, {}
     try:
-        config_text = (run_dir / "config.yaml").read_text(encoding="utf-8", errors="replace")
+        config_text = run.config.read_text(encoding="utf-8", errors="replace")
     except OSError:
         pass
     if config_text:
@@ -164,7 +166,7 @@ def write_report(
             cfg = {}
     method = cfg.get("method")
 
-    plot_path, plot_error = run_dir / "losses.png", None
+    plot_path, plot_error = run.losses_plot, None
     if plot and records:
         try:
             plot_losses(records, plot_path)
@@ -238,7 +240,7 @@ def write_report(
     w("</section>")
 
     # -- samples
-    samples = _list_samples(run_dir / "samples")
+    samples = _list_samples(run.samples)
     w(f"<section><h2>Samples ({len(samples)})</h2>")
     if not samples:
         w("<p class='muted'>No sample grids yet.</p>")
@@ -263,6 +265,6 @@ def write_report(
         w(f"<details><summary>config.yaml</summary><pre>{_esc(config_text)}</pre></details>")
     w("</section></main></body></html>\n")
 
-    index = run_dir / "index.html"
+    index = run.report
     write_atomic(index, "\n".join(out).encode("utf-8"))
     return index

@@ -17,14 +17,15 @@ from typing import Any
 import torch
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.runs import RunFolder
+from pixtrans.data.build import batches_of_one_size, build_dataset, check_sizes
+from pixtrans.data.io import write_image
 from pixtrans.evaluation import evaluate_folders, parse_metric_list, select_metrics, write_if_changed
+from pixtrans.registry import DATASETS, METRICS
 
 
 class TrainingEvaluator:
     def __init__(self, trainer, run_dir: Path):
-        from pixtrans.data.build import build_dataset, check_sizes
-        from pixtrans.registry import DATASETS, METRICS
-
         cfg = trainer.cfg
         self.trainer, self.run_dir, self.cfg = trainer, run_dir, cfg.eval
         split = cfg.eval.split or cfg.data.val_split
@@ -47,13 +48,10 @@ class TrainingEvaluator:
         check_sizes(cfg, dataset, trainer.size_multiple, batch_size=1, split=split)
         n = len(dataset) if cfg.eval.max_images <= 0 else min(len(dataset), cfg.eval.max_images)
         self.items = [{k: v for k, v in dataset[i].items() if isinstance(v, torch.Tensor)} for i in range(n)]
-        self.folder = run_dir / "eval_during"
+        self.folder = RunFolder(run_dir).eval_during
 
     @torch.no_grad()
     def __call__(self) -> dict[str, float]:
-        from pixtrans.data.build import batches_of_one_size
-        from pixtrans.data.io import write_image
-
         method = self.trainer.method
         real_dir, fake_dir = self.folder / "real", self.folder / "fake"
         i = 0
