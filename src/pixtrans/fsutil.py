@@ -1,4 +1,4 @@
-"""Crash-safe file writes (no torch import, so light modules can use them).
+"""Crash-safe file writes and the cache folder (no torch import, so light modules can use them).
 
 A write goes to a temporary file in the same folder, is fsynced, then renamed over the final
 name (atomic on POSIX); the folder is fsynced so the rename itself survives a power cut. A kill
@@ -46,3 +46,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, sync_dir: bool = Tr
 
 def atomic_write_text(path: str | os.PathLike, text: str, sync_dir: bool = True) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), sync_dir)
+
+
+CACHE_ENV = "PIXTRANS_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where pixtrans keeps what it can rebuild (the synthetic demo set, FID statistics of real
+    sets, FCN segmenters): $PIXTRANS_CACHE, else $XDG_CACHE_HOME/pixtrans, else ~/.cache/pixtrans."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixtrans"

@@ -24,6 +24,7 @@ from PIL import Image
 
 from pixtrans import PixtransError
 from pixtrans.data.paired import PairedDataset
+from pixtrans.fsutil import cache_dir
 from pixtrans.registry import DATASETS
 
 VERSION = 1  # bump when the drawing changes, so cached sets are regenerated
@@ -245,11 +246,6 @@ def generate_synthetic_pairs(out_dir: str | os.PathLike, n: int, resolution: int
     return out
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pixtrans"
-
-
 @DATASETS.register("synthetic")
 class SyntheticDataset(PairedDataset):
     """The built-in demo set: procedural label maps and rendered photos, drawn once from `seed`
@@ -271,7 +267,7 @@ class SyntheticDataset(PairedDataset):
         seed: int = 0,  # data seed (independent of the training seed)
         **kwargs,  # PairedDataset keyword arguments (direction, preprocess, load_size, ...)
     ):
-        cache = Path(root) if str(root) else default_cache_dir()
+        cache = Path(root) if str(root) else cache_dir()
         out = generate_synthetic_pairs(
             cache / f"synthetic-n{size}-r{resolution}-s{seed}", n=size, resolution=resolution, seed=seed
         )

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +45,9 @@ from typing import Any
 import numpy as np
 
 from pixtrans import PixtransError
-from pixtrans.fsutil import atomic_write_with
+from pixtrans.fsutil import atomic_write_with, cache_dir
 from pixtrans.metrics.base import Metric, register
 
-CACHE_ENV = "PIXTRANS_CACHE"
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 KID_SEED = 0
@@ -181,15 +179,6 @@ def kernel_inception_distance(
 # The real-set cache
 
 
-def cache_root() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    from pixtrans.data.synth import default_cache_dir
-
-    return default_cache_dir()
-
-
 def stats_key(folder: Path, files: Sequence[Path], protocol: str, network: str) -> str:
     entries = []
     for f in sorted(files, key=lambda p: Path(p).relative_to(folder).as_posix()):
@@ -235,7 +224,7 @@ def real_feature_set(
     from pixtrans.metrics.inception import extract_features
 
     key = stats_key(folder, files, protocol, net.fingerprint)
-    path = cache_root() / "fid_stats" / f"{key}.npz"
+    path = cache_dir() / "fid_stats" / f"{key}.npz"
     if use_cache:
         cached = _read_cached(path)
         if cached is not None and cached.n == len(files):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixtrans import PixtransError
+from pixtrans.data.io import convert_channels, load_array
+from pixtrans.fsutil import atomic_write_text, atomic_write_with, cache_dir
 
 PROTOCOL_VERSION = 1
 METRIC_NAMES = ("pixel_acc", "class_acc", "class_iou")
@@ -210,10 +211,6 @@ def fcn_scores(net: SegNet, photos: torch.Tensor, classes: torch.Tensor, n_class
 # Cached per dataset
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("PIXTRANS_CACHE", Path.home() / ".cache" / "pixtrans"))
-
-
 def dataset_key(files: list[Path], **protocol) -> str:
     """sha256 of the training files (names, sizes, mtimes) and every protocol setting."""
     h = hashlib.sha256(json.dumps({"version": PROTOCOL_VERSION, **protocol}, sort_keys=True).encode())
@@ -227,9 +224,7 @@ def cached_segmenter(key: str, build, n_classes: int, width: int = 32) -> tuple[
     """The segmenter (and palette) stored under `key`, or `build() -> (net, palette)` saved there."""
     from safetensors.torch import load_file, save_file
 
-    from pixtrans.fsutil import atomic_write_text, atomic_write_with
-
-    folder = cache_root() / "fcn"
+    folder = cache_dir() / "fcn"
     weights, meta = folder / f"{key}.safetensors", folder / f"{key}.json"
     if weights.is_file() and meta.is_file():
         info = json.loads(meta.read_text())
@@ -254,7 +249,6 @@ def _as_unit_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
 
 
 def rgb8(arr: np.ndarray) -> np.ndarray:
-    from pixtrans.data.io import convert_channels
 
     arr = convert_channels(arr, 3)
     if arr.dtype == np.uint16:
@@ -295,7 +289,6 @@ def fcn_score_folders(
     photo_dirs: dict[str, Path],  # row name ("generated", "real") -> folder of <name>.png
 ) -> dict[str, dict[str, float]]:
     """FCN-scores of each folder of photos against the label maps they were made from."""
-    from pixtrans.data.io import load_array
 
     n_classes = len(palette)
     target = torch.stack([labels_to_classes(labels[k], palette) for k in sorted(labels)])
