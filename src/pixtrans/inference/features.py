@@ -63,7 +63,12 @@ def fit_clusters(
     features: dict[int, np.ndarray], n_clusters: int = 10, min_area: float = 1 / 64, seed: int = 0
 ) -> dict[int, torch.Tensor]:
     """class id -> [k, feat_num] K-means centres of the vectors of instances larger than min_area."""
-    from sklearn.cluster import KMeans
+    try:
+        from sklearn.cluster import KMeans  # heavy, and only `pixtrans features` needs it
+    except ImportError:
+        raise PixtransError(
+            "pixtrans features clusters styles with scikit-learn: pip install 'pixtrans[hd]'"
+        ) from None
 
     if n_clusters < 1:
         raise PixtransError(f"--clusters must be >= 1, got {n_clusters}")

@@ -9,6 +9,7 @@ import math
 import os
 from pathlib import Path
 
+from pixtrans import PixtransError
 from pixtrans.training.report.files import write_atomic
 from pixtrans.training.report.stats import is_number, namespace_order, ordered_keys, read_stats
 
@@ -44,8 +45,13 @@ def plot_losses(
     panel below. Uses a private Agg canvas, so the caller's pyplot backend is untouched. Written
     atomically. Returns the path, or None (nothing written) when there is nothing numeric to plot.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:  # heavy, and only training reports draw plots
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PixtransError(
+            "loss plots need matplotlib: pip install 'pixtrans[train]' (or matplotlib)"
+        ) from None
 
     records = stats if isinstance(stats, list) else read_stats(stats)
     keys = [k for k in ordered_keys(records) if k == "lr" or "/" in k]
