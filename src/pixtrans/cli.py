@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from pathlib import Path
 
-from pixtrans import PixtransError
+from pixtrans import PixtransError, __version__
+from pixtrans.config import Config, load_config
 from pixtrans.official import translate_flags
 
 DEFAULT_PRESET = "pix2pix/demo"
@@ -42,8 +44,8 @@ def _split_overrides(items: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _load(items: list[str]):
-    from pixtrans.config import Config, load_config
-
+    """The resolved config of `[PRESET] [key=value ...]`: schema-checked without importing torch,
+    so a misspelt key answers at once."""
     preset, overrides = _split_overrides(items)
     preset = preset or DEFAULT_PRESET
     cfg = load_config(preset, overrides)
@@ -53,15 +55,42 @@ def _load(items: list[str]):
 
 
 def cmd_train(args) -> int:
+    cfg = _load(args.config)  # before torch: a bad setting answers at once
     from pixtrans.runtime import tune_malloc
     from pixtrans.training.loop import fit
 
     tune_malloc()  # large per-step buffers stay on the heap: ~13% faster CPU steps (runtime.py)
-
-    cfg = _load(args.config)
+    t0 = time.perf_counter()
     trainer = fit(cfg)
     if trainer.dist.is_main:
-        print(f"done: {cfg.run_dir} at step {trainer.step}; report: {Path(cfg.run_dir) / 'index.html'}")
+        run = Path(cfg.run_dir)
+        minutes, seconds = divmod(int(time.perf_counter() - t0), 60)
+        print(
+            f"done: {run} at step {trainer.step} ({minutes} min {seconds:02d} s)\n"
+            f"  report   {run / 'index.html'}  (open it in a browser)\n"
+            f"  model    {run / 'export'}\n"
+            f"  next     pixtrans translate {run} IMAGE_OR_FOLDER OUTPUT      translate your own images\n"
+            f"           pixtrans evaluate {run} --split {cfg.data.val_split or 'test'}"
+            "           score it on held-out images"
+        )
+    return 0
+
+
+def cmd_config(args) -> int:
+    """Print the resolved config of a preset and overrides, or every key with its type and help."""
+    from pixtrans.config import describe_keys, save_config_text
+
+    if args.keys:
+        for key, type_name, default, help_text in describe_keys():
+            print(f"{key} = {default!r}  ({type_name})")
+            if help_text:
+                print(f"    {help_text}")
+        return 0
+    cfg = _load(args.config)
+    from pixtrans.nets import complete_specs
+
+    complete_specs(cfg)  # the nets' whole specs, as a run would save them
+    print(save_config_text(cfg), end="")
     return 0
 
 
@@ -263,7 +292,17 @@ def cmd_presets(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixtrans", description="Image-to-image translation with GANs.")
+    parser.add_argument("--version", action="version", version=f"pixtrans {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "config", help="print the resolved config of a preset and overrides (--keys: every setting)"
+    )
+    p.add_argument(
+        "config", nargs="*", help=f"preset or YAML file (default {DEFAULT_PRESET}), then key=value"
+    )
+    p.add_argument("--keys", action="store_true", help="list every key with its type, default and meaning")
+    p.set_defaults(fn=cmd_config, official_flags=True)
 
     p = sub.add_parser("train", help="train or resume a run (run the same command again to resume)")
     p.add_argument(

@@ -7,6 +7,7 @@ and saved with every run, checkpoint and export. Only builder functions read it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -54,20 +55,22 @@ def net_spec(kind: str, default, optional: bool = False):
 
 @dataclass
 class DataConfig:
-    dataset: str = "paired"  # registry name: paired | unpaired | synthetic
+    dataset: str = "paired"  # registry name: paired | unpaired | synthetic | labelmap
     # dataset folder (paired) or cache folder (synthetic; empty = inside the run)
     root: str = field(default="", metadata=FREE)
     layout: Literal["auto", "aligned", "folders"] = "auto"  # A|B in one file, or A/ and B/ folders
+    # AtoB: A is the input; BtoA swaps the sides (facades labels -> photo)
     direction: Literal["AtoB", "BtoA"] = "AtoB"
-    input_nc: int = 3
-    output_nc: int = 3
+    input_nc: int = 3  # channels of the network input (1 grey, 3 RGB, 4 RGBA, any for .npy)
+    output_nc: int = 3  # channels of the network output
+    # how images become training inputs (docs/data.md)
     preprocess: Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"] = (
         "resize_and_crop"
     )
-    load_size: int = 286
-    crop_size: int = 256
-    flip: bool = True
-    train_split: str = "train"
+    load_size: int = 286  # side (or width for scale_width) images are resized to before cropping
+    crop_size: int = 256  # side of the random training crop
+    flip: bool = True  # random horizontal flips
+    train_split: str = "train"  # split (sub-folder) trained on
     val_split: str = "val"  # held-out split for sample grids ("" = use train images)
     max_images: int = 0  # 0 = all
     # DataLoader workers; -1 = auto (0 on CPU, where decoding is cached)
@@ -81,31 +84,33 @@ class DataConfig:
     serial_batches: bool = False
     # synthetic dataset only
     synthetic_size: int = 200
-    synthetic_resolution: int = 64
+    synthetic_resolution: int = 64  # synthetic dataset only: side of each image in pixels
     # labelmap dataset (pix2pixHD) only: classes of the label-id maps (0 = RGB images from
-    # {split}_A instead), an extra class for id 255 / un-annotated pixels, instance maps from
-    # {split}_inst (boundaries for G and D, regions for the encoder), precomputed {split}_feat maps
+    # {split}_A instead)
     label_nc: int = 0
-    dontcare_label: bool = False
-    instance: bool = True
-    features: bool = False
+    dontcare_label: bool = False  # labelmap only: id 255 becomes an extra "don't care" class
+    instance: bool = True  # labelmap only: read {split}_inst instance maps (edges for G and D, regions for E)
+    features: bool = False  # labelmap only: read precomputed {split}_feat feature maps
 
 
 @dataclass
 class ModelConfig:
-    # Network specs: {"name": registry name, **constructor keyword arguments}. Keys are checked
-    # against the registered constructor's signature when the model is built.
+    # the generator spec {name, **constructor keywords}, checked against the constructor
+    # (unet | resnet | global | local; official names: unet_256, unet_128, resnet_9blocks ...)
     G: dict = net_spec(
         "generator", {"name": "unet", "num_downs": 8, "ngf": 64, "norm": "batch", "dropout": True}
     )
+    # the discriminator spec (patchgan | pixel | multiscale; official: basic, n_layers, pixel)
     D: dict = net_spec("discriminator", {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"})
+    # weight initialisation of the papers
     init: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
-    init_gain: float = 0.02
+    init_gain: float = 0.02  # scale of the initial weights
     # pix2pixHD: instance-feature encoder ({} = off, else e.g. {name: encoder, ngf: 16}), the
     # number of feature channels it feeds G, and a trained global generator (run, export or
     # checkpoint) whose weights start a local-enhancer run (the paper's coarse-to-fine training)
     E: dict = net_spec("generator", {}, optional=True)
-    feat_num: int = 3
+    feat_num: int = 3  # pix2pixHD: feature channels the encoder feeds G
+    # pix2pixHD: a trained global generator (run, export, checkpoint) to start a local enhancer from
     load_global: str = ""
 
 
@@ -115,7 +120,7 @@ class LossConfig:
     gan_mode: Literal["vanilla", "lsgan", "hinge", "wgan-gp"] = field(
         default="vanilla", metadata={"aliases": {"wgangp": "wgan-gp"}}
     )
-    lambda_l1: float = 100.0
+    lambda_l1: float = 100.0  # pix2pix: weight of the L1 term (paper: 100)
     lambda_gp: float = 10.0  # wgan-gp only
     d_loss_scale: float = 0.5  # the paper halves the D objective to slow D relative to G
     # CycleGAN
@@ -130,15 +135,16 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 1
+    batch_size: int = 1  # images per step per process
     epochs: int = field(default=100, metadata=SCHEDULE)  # epochs at constant learning rate
     epochs_decay: int = field(default=100, metadata=SCHEDULE)  # then linearly decayed to zero
     fix_global_epochs: int = 0  # pix2pixHD local enhancer: train only the enhancer this long first
     max_steps: int = field(default=0, metadata=FREE)  # >0 stops early (the schedule still follows the epochs)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    lr: float = 2e-4  # Adam learning rate (papers: 2e-4)
+    beta1: float = 0.5  # Adam beta1 (papers: 0.5)
+    beta2: float = 0.999  # Adam beta2
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto = fp16 on CUDA, off on CPU
+    # memory format: auto = on for CUDA, off on the CPU (measured slower there)
     channels_last: Literal["auto", "on", "off"] = "auto"
     deterministic: bool = False  # bitwise-repeatable kernels (slower); resume is exact either way on CPU
     device: str = field(default="auto", metadata=FREE)  # auto | cpu | cuda | cuda:N
@@ -149,12 +155,14 @@ class TrainConfig:
     checkpoint_every: int = field(default=500, metadata=FREE)  # steps between checkpoints
     # also checkpoint when this much time has passed
     checkpoint_minutes: float = field(default=10.0, metadata=FREE)
-    keep_checkpoints: int = field(default=3, metadata=FREE)
+    keep_checkpoints: int = field(default=3, metadata=FREE)  # checkpoints kept (the newest that load)
     # auto: continue from the newest checkpoint that loads; restart: start again from step 0 in
     # a run folder whose checkpoints are all damaged (they are kept as step_*.pt.damaged)
     resume: Literal["auto", "restart"] = field(default="auto", metadata=FREE)
-    export_at_end: bool = field(default=True, metadata=FREE)
-    progress: bool = field(default=True, metadata=FREE)
+    # also log scalars and sample grids to TensorBoard (RUN/tensorboard) or Weights & Biases
+    logger: Literal["none", "tensorboard", "wandb"] = field(default="none", metadata=FREE)
+    export_at_end: bool = field(default=True, metadata=FREE)  # write RUN/export when the run ends
+    progress: bool = field(default=True, metadata=FREE)  # show a progress bar
 
 
 @dataclass
@@ -172,9 +180,10 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    method: str = "pix2pix"
+    method: str = "pix2pix"  # the algorithm (registry name): pix2pix | cyclegan | pix2pixhd
+    # the run folder: config, checkpoints, samples, report, export
     run_dir: str = field(default="runs/default", metadata=FREE)
-    seed: int = 0
+    seed: int = 0  # seeds weights, data order, crops and dropout; a resumed run keeps them exact
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -501,5 +510,56 @@ def validate(cfg: Config) -> None:
             raise PixtransError(f"config key 'model.{key}' needs a 'name' (e.g. model.{key}.name=unet)")
 
 
+def save_config_text(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
 def save_config(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    path.write_text(save_config_text(cfg))
+
+
+def _field_help(cls) -> dict[str, str]:
+    """Field name -> the comment written next to it (or on the lines just above) in this file:
+    the schema's help text lives where the field is declared, once."""
+    import inspect
+
+    helps, pending = {}, []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            pending.append(text.lstrip("# ").strip())
+            continue
+        m = re.match(r"^(\w+)\s*:", text)
+        if m and not text.startswith(("def ", "return")):
+            trailing = text.split("  # ", 1)[1].strip() if "  # " in text else ""
+            helps[m.group(1)] = trailing or " ".join(pending)
+        if not text.startswith(("@", '"""')) and text:
+            pending = []
+    return helps
+
+
+def describe_keys() -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type, default, help) for every setting: what `pixtrans config --keys` lists."""
+    rows, helps = [], {}
+    default = Config().to_dict()
+    for key, f in _walk(Config):
+        owner = _owner_class(key)
+        if owner not in helps:
+            helps[owner] = _field_help(owner)
+        value: Any = default
+        for part in key.split("."):
+            value = value[part]
+        tp = typing.get_type_hints(owner)[f.name]
+        type_name = "net spec" if "net" in f.metadata else _type_name(tp).replace("'", "")
+        help_text = helps[owner].get(f.name, "")
+        if f.metadata.get("resume") == "free":
+            help_text += " [may change on resume]"
+        rows.append((key, type_name, value, help_text.strip()))
+    return rows
+
+
+def _owner_class(key: str):
+    cls = Config
+    for part in key.split(".")[:-1]:
+        cls = typing.get_type_hints(cls)[part]
+    return cls
