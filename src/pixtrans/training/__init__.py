@@ -1,1 +1,2 @@
-"""Training: the loop, checkpoints, distributed helpers, logging and progress reports."""
+"""Training: the loop (loop.py), what runs after each step (pieces.py), resuming a run folder
+(resume.py), learning-rate schedules, held-out validation, processes (dist.py) and reports."""

@@ -32,6 +32,7 @@ from pixtrans.nets import complete_specs
 from pixtrans.registry import METHODS
 from pixtrans.runtime import resolve_device
 from pixtrans.training.dist import average_gradients, barrier, broadcast_module, cleanup, init_distributed
+from pixtrans.training.loggers import check_logger, make_logger
 from pixtrans.training.pieces import (
     Checkpoints,
     LossLog,
@@ -270,6 +271,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
     # before anything is written
     grids = SampleGrids(trainer, run) if main and running else None
     validation = Validation(trainer, run) if main and running and cfg.eval.every > 0 else None
+    if main:
+        check_logger(t.logger)  # a missing TensorBoard / W&B package stops the run here
     barrier()  # every rank has checked the folder before rank 0 changes anything in it
     if main:
         open_run_folder(cfg, run, damaged)
@@ -281,9 +284,13 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
             print(f"{run.root} already reached step {trainer.step} ({why}); nothing to do")
         return trainer
 
+    logger = make_logger(t.logger, run, trainer.step, cfg.to_dict()) if main else None
+    for piece in (grids, validation):
+        if piece is not None:
+            piece.logger = logger
     if validation is not None:
         validation.stats = stats
-    log = LossLog(trainer, stats, progress=main and t.progress, name=run.root.name)
+    log = LossLog(trainer, stats, progress=main and t.progress, name=run.root.name, logger=logger)
     writer = CheckpointWriter(run.checkpoints, t.keep_checkpoints, known_good=[found.path] if found else [])
     checkpoints = Checkpoints(trainer, writer if main else None)
     reports = Reports(trainer, run) if main else None
@@ -305,6 +312,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
             if done or halt:
                 break
     log.close()
+    if logger is not None:
+        logger.close()
     if stop.signum is not None and trainer.step < trainer.end_step:
         if main:
             print(

@@ -15,7 +15,9 @@ import time
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from pixtrans import PixtransError
 from pixtrans.artifacts.checkpoints import CheckpointWriter
@@ -60,8 +62,8 @@ class LossLog:
     """Averages the losses over `train.log_every` steps into stats.jsonl and the progress bar.
     Collective: the averages are taken over every process."""
 
-    def __init__(self, trainer, stats: StatsWriter | None, progress: bool, name: str):
-        self.trainer, self.stats = trainer, stats
+    def __init__(self, trainer, stats: StatsWriter | None, progress: bool, name: str, logger=None):
+        self.trainer, self.stats, self.logger = trainer, stats, logger
         self.images_per_step = trainer.cfg.train.batch_size * trainer.dist.world_size
         self.window: dict[str, torch.Tensor] = {}
         self.steps = 0
@@ -97,6 +99,7 @@ class LossLog:
                 warnings.warn(
                     f"step {step}: non-finite loss {bad}; lower train.lr or use train.amp=off", stacklevel=1
                 )
+            lr = trainer.optimizers[trainer.method.phases[0]].param_groups[0]["lr"]
             if self.stats is not None:
                 self.stats.write(
                     {
@@ -104,11 +107,13 @@ class LossLog:
                         "epoch": step / trainer.steps_per_epoch,
                         "images": step * self.images_per_step,
                         "time": now - self.t_start,
-                        "lr": trainer.optimizers[trainer.method.phases[0]].param_groups[0]["lr"],
+                        "lr": lr,
                         "images_per_s": ips,
                         **values,
                     }
                 )
+            if self.logger is not None:
+                self.logger.scalars(step, {"lr": lr, "images_per_s": ips, **values})
             if self.bar is not None:
                 postfix = {"img/s": f"{ips:.1f}", **{k: f"{v:.3f}" for k, v in values.items()}}
                 self.bar.set_postfix(postfix, refresh=False)
@@ -127,6 +132,7 @@ class SampleGrids:
 
     def __init__(self, trainer, run: RunFolder, n: int = 4):
         self.trainer, self.run = trainer, run
+        self.logger = None  # set once the run folder may be written
         self.batch = self._pick(n)
 
     def _pick(self, n: int) -> dict[str, Any]:
@@ -154,7 +160,9 @@ class SampleGrids:
     def __call__(self, done: bool) -> None:
         step = self.trainer.step
         if step % self.trainer.cfg.train.sample_every == 0 or done:
-            save_sample_grid(self.trainer.method.visuals(self.batch), self.run.sample(step))
+            path = save_sample_grid(self.trainer.method.visuals(self.batch), self.run.sample(step))
+            if self.logger is not None:
+                self.logger.image(step, "samples", np.asarray(Image.open(path).convert("RGB")))
 
 
 class Validation:
@@ -163,6 +171,7 @@ class Validation:
 
     def __init__(self, trainer, run: RunFolder, stats: StatsWriter | None = None):
         self.trainer, self.run, self.stats = trainer, run, stats
+        self.logger = None  # set once the run folder may be written
         self.evaluator = TrainingEvaluator(trainer, run.root)
 
     def __call__(self, done: bool) -> None:
@@ -171,8 +180,11 @@ class Validation:
         if step % cfg.every and not done:
             return
         scores = self.evaluator()
+        values = {f"val/{k}": v for k, v in scores.items()}
         if self.stats is not None:
-            self.stats.write({"step": step, **{f"val/{k}": v for k, v in scores.items()}})
+            self.stats.write({"step": step, **values})
+        if self.logger is not None:
+            self.logger.scalars(step, values)
         value = scores.get(cfg.best, math.nan)
         if self.evaluator.improved(value, trainer.best):
             trainer.best = {"metric": cfg.best, "value": value, "step": step}
