@@ -70,7 +70,8 @@ def test_export_round_trip_equals_in_memory_net(exported, translator):
         "direction": "AtoB",
     }
     assert info["config"]["model"]["G"] == SPEC and info["config"]["train"]["lr"] == 2e-4
-    assert sorted(p.name for p in out.iterdir()) == ["G.safetensors", "config.json"]  # no temp files left
+    # no temp files left; README.md is the model card
+    assert sorted(p.name for p in out.iterdir()) == ["G.safetensors", "README.md", "config.json"]
 
     x = torch.rand(2, 3, 64, 128) * 2 - 1
     with torch.no_grad():
@@ -105,7 +106,12 @@ def test_re_export_replaces_files_and_keeps_others(tmp_path, exported):
     (out / "README.txt").write_text("mine")
     export_generators(out, _config(), {"G": _net(seed=9)}, "pix2pix")
     export_generators(out, _config(), {"G": net}, "pix2pix")
-    assert sorted(p.name for p in out.iterdir()) == ["G.safetensors", "README.txt", "config.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "G.safetensors",
+        "README.md",
+        "README.txt",
+        "config.json",
+    ]
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(Translator.from_pretrained(out)(x), net(x))

@@ -16,6 +16,7 @@ Commands import only what they need, when they run.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 import warnings
@@ -61,7 +62,7 @@ def cmd_train(args) -> int:
 
     tune_malloc()  # large per-step buffers stay on the heap: ~13% faster CPU steps (runtime.py)
     t0 = time.perf_counter()
-    trainer = fit(cfg)
+    trainer = fit(cfg, command=args.command_line)
     if trainer.dist.is_main:
         run = Path(cfg.run_dir)
         minutes, seconds = divmod(int(time.perf_counter() - t0), 60)
@@ -478,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             args.config = [*args.config, *overrides]
             if ignored:
                 print(f"note: no effect in pixtrans: {' '.join(ignored)}", file=sys.stderr)
+        args.command_line = "pixtrans " + shlex.join(sys.argv[1:] if argv is None else argv)
         return args.fn(args)
     except PixtransError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -184,6 +184,8 @@ class Config:
     # the run folder: config, checkpoints, samples, report, export
     run_dir: str = field(default="runs/default", metadata=FREE)
     seed: int = 0  # seeds weights, data order, crops and dropout; a resumed run keeps them exact
+    # licence written into exported model cards (an SPDX id, e.g. CC-BY-4.0); "" = not stated
+    license: str = field(default="", metadata=FREE)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)

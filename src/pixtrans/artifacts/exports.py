@@ -33,6 +33,7 @@ from torch import nn
 
 import pixtrans
 from pixtrans import PixtransError
+from pixtrans.artifacts.model_card import write_card
 from pixtrans.fsutil import atomic_write_text, atomic_write_with, fsync_dir
 from pixtrans.nets import build_generator, spec_defaults
 from pixtrans.registry import GENERATORS
@@ -185,10 +186,20 @@ def write_export(
     for name, state in tensors.items():
         meta = {"format": "pt", "pixtrans_format": FORMAT, "generator": name}
         _atomic_save_safetensors(out_dir / entries[name]["file"], state, meta)
+    write_card(out_dir, info)  # README.md: what the model is, how it was made and scored
     fsync_dir(out_dir)
     atomic_write_text(out_dir / CONFIG_NAME, json.dumps(info, indent=1) + "\n")
     fsync_dir(out_dir)
     return out_dir
+
+
+def refresh_card(export_dir: str | os.PathLike) -> Path | None:
+    """Rewrite a complete export's model card (e.g. after `pixtrans evaluate` scored its run)."""
+    try:
+        info = read_export_info(export_dir)
+    except PixtransError:
+        return None
+    return write_card(export_dir, info)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.exports import CONFIG_NAME, refresh_card
+from pixtrans.artifacts.runs import RunFolder
 from pixtrans.config import from_dict
 from pixtrans.data.build import build_dataset
 from pixtrans.data.unpaired import find_domains
@@ -169,4 +171,8 @@ def evaluate_model(
         "total": round(total, 3),
     }
     write_json(result, out / "metrics.json")
+    # the model cards of the run's exports list these scores from now on
+    run = RunFolder.of(path)
+    for export in {run.export, run.best, path if (path / CONFIG_NAME).is_file() else run.export}:
+        refresh_card(export)
     return result

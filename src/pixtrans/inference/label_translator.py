@@ -32,9 +32,10 @@ from PIL import Image
 from torch import nn
 
 from pixtrans import PixtransError
+from pixtrans.artifacts.exports import write_clusters
 from pixtrans.data.io import image_files, load_array, read_image, write_image
 from pixtrans.data.labelmap import LabelInput
-from pixtrans.inference.loading import ModelSource, open_model
+from pixtrans.inference.loading import ModelSource, open_model, save_export
 from pixtrans.inference.padding import pad_to_multiple
 from pixtrans.registry import TRANSLATORS
 from pixtrans.runtime import resolve_device
@@ -127,6 +128,16 @@ class LabelTranslator:
             info=source.info,
             device=device,
         )
+
+    def save_pretrained(self, out_dir: str | os.PathLike) -> Path:
+        """Write G (and E with its feature clusters) as an export `from_pretrained` loads back."""
+        nets = {"G": self.G} if self.E is None else {"G": self.G, "E": self.E}
+        out = save_export(out_dir, self.info, nets)
+        if self.clusters:
+            write_clusters(
+                out, self.clusters, {k: v for k, v in self.info.get("clusters", {}).items() if k != "file"}
+            )
+        return out
 
     # ------------------------------------------------------------------------------------------
     def encode_input(self, label: torch.Tensor, inst: torch.Tensor | None) -> torch.Tensor:

@@ -177,3 +177,15 @@ def export_from_checkpoint(
     step = state.get("step")
     provenance = {"kind": "pixtrans-checkpoint", "file": str(path.resolve()), "step": step}
     return write_export(out_dir, source.config, nets, source.info["method"], source=provenance, step=step)
+
+
+def save_export(out_dir: str | os.PathLike, info: dict[str, Any], nets: dict[str, nn.Module]) -> Path:
+    """`nets` (loaded from a model whose export info is `info`) as a new export in `out_dir`."""
+    config = info.get("config") or {}
+    entries = {}
+    for name, net in nets.items():
+        io = dict(info["generators"][name])
+        io.setdefault("direction", info.get("direction", "AtoB"))
+        entries[name] = ({k: io[k] for k in ("spec", "input_nc", "output_nc", "direction")}, net)
+    source = {"kind": "save_pretrained", "from": info.get("source")}
+    return write_export(out_dir, config, entries, info.get("method"), source=source, step=info.get("step"))

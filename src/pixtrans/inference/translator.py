@@ -46,7 +46,7 @@ from pixtrans.data.io import (
     to_tensor,
     write_image,
 )
-from pixtrans.inference.loading import ModelSource, open_model
+from pixtrans.inference.loading import ModelSource, open_model, save_export
 from pixtrans.inference.padding import pad_to_multiple
 from pixtrans.nets.modes import paper_mode
 from pixtrans.registry import TRANSLATORS
@@ -218,6 +218,11 @@ class Translator:
             info=source.info,
             device=device,
         )
+
+    def save_pretrained(self, out_dir: str | os.PathLike) -> Path:
+        """Write this translator as an export (weights + config.json + model card) that
+        `from_pretrained(out_dir)` loads back; a CycleGAN translator keeps its one direction."""
+        return save_export(out_dir, self.info, {self.name: self.net})
 
     # ------------------------------------------------------------------------------------------
     # Running the net

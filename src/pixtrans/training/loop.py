@@ -116,6 +116,7 @@ class Trainer:
         self.amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[amp]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
         self.step = 0
+        self.command: str | None = None  # what started the run, when known (model cards)
         self.best: dict[str, Any] | None = None  # eval.best: {"metric", "value", "step"}
 
     def _check_sizes(self) -> None:
@@ -254,7 +255,7 @@ class Trainer:
 # ----------------------------------------------------------------------------------------------
 
 
-def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
+def fit(cfg: Config, run_dir: str | Path | None = None, *, command: str | None = None) -> Trainer:
     """Train (or resume) the run in `run_dir`; returns the trainer at the end.
 
     1. check everything: data, settings against the folder's config, the checkpoint to resume;
@@ -263,6 +264,7 @@ def fit(cfg: Config, run_dir: str | Path | None = None) -> Trainer:
     """
     run = RunFolder(run_dir or cfg.run_dir)
     trainer = Trainer(cfg, run.root)
+    trainer.command = command  # the command line, for the exports' model cards
     main = trainer.dist.is_main
     t = cfg.train
     found, damaged = resume(trainer, run, say=main)

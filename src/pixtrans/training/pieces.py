@@ -34,7 +34,8 @@ def export_nets(trainer, out_dir, *, source: dict | None = None):
     """The trainer's exported nets, as they are now, as an export in `out_dir`."""
     nets = {name: trainer.method.nets[name].state_dict() for name in trainer.exported}
     cfg = trainer.cfg
-    return export_generators(out_dir, cfg.to_dict(), nets, cfg.method, source=source, step=trainer.step)
+    provenance = {"kind": "pixtrans-train", "command": trainer.command, **(source or {})}
+    return export_generators(out_dir, cfg.to_dict(), nets, cfg.method, source=provenance, step=trainer.step)
 
 
 class StatsWriter:
