@@ -147,3 +147,86 @@ def test_translate_one_file_to_a_named_file(tmp_path, synth_root):
         == 0
     )
     assert Image.open(tmp_path / "y.png").size == (30, 50)
+
+
+def test_official_training_flags_translate_one_to_one(tmp_path, capsys):
+    # the junyanz command line of the facades experiment, after the preset
+    code = main(
+        [
+            "config",
+            "pix2pix/facades",
+            "--dataroot",
+            str(tmp_path / "facades"),
+            "--name",
+            "facades_pix2pix",
+            "--model",
+            "pix2pix",
+            "--netG",
+            "unet_128",
+            "--netD",
+            "basic",
+            "--direction",
+            "AtoB",
+            "--preprocess",
+            "crop",
+            "--no_flip",
+            "--gan_mode",
+            "wgangp",
+            "--lambda_L1",
+            "50",
+            "--display_id",
+            "0",
+            "train.batch_size=2",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0 and "no effect in pixtrans: --display_id" in err
+    import yaml
+
+    cfg = yaml.safe_load(out)
+    assert cfg["data"]["root"] == str(tmp_path / "facades") and cfg["run_dir"] == "runs/facades_pix2pix"
+    assert cfg["model"]["G"]["name"] == "unet" and cfg["model"]["G"]["num_downs"] == 7
+    assert cfg["model"]["D"]["name"] == "patchgan" and cfg["model"]["D"]["n_layers"] == 3
+    assert (cfg["data"]["direction"], cfg["data"]["preprocess"], cfg["data"]["flip"]) == (
+        "AtoB",
+        "crop",
+        False,
+    )
+    assert (cfg["loss"]["gan_mode"], cfg["loss"]["lambda_l1"], cfg["train"]["batch_size"]) == (
+        "wgan-gp",
+        50.0,
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "pix2pix/demo", "--netX", "unet_256"], "unknown option '--netX'"),
+        (["train", "pix2pix/demo", "--lr_policy", "cosine"], "--lr_policy cosine"),
+        (["train", "pix2pix/demo", "--model", "cut"], "--model cut"),
+        (["translate", "a", "b", "c", "--netG", "unet_256"], "unrecognized arguments"),
+    ],
+)
+def test_unknown_or_unsupported_official_flags_are_one_line(capsys, args, fragment):
+    with pytest.raises(SystemExit) if fragment == "unrecognized arguments" else _nothing():
+        code, err = run_main(capsys, *args)
+        assert code == 2 and fragment in err and "\n" not in err
+    if fragment == "unrecognized arguments":
+        assert fragment in capsys.readouterr().err
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_version_and_config_keys(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("pixtrans ")
+    assert main(["config", "--keys"]) == 0
+    out = capsys.readouterr().out
+    assert "train.batch_size = 1  (int)\n    images per step per process" in out
+    assert "data.root = ''  (str)" in out and "[may change on resume]" in out

@@ -31,6 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from pixtrans import PixtransError
+from pixtrans.data.io import open_image
 
 PHOTO_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
@@ -150,9 +151,9 @@ def _side_by_side(frame: CityscapesFrame, target: Path, size: int) -> None:
     halves = []
     for path, resample in ((frame.photo, Image.Resampling.BICUBIC), (frame.color, Image.Resampling.NEAREST)):
         try:
-            with Image.open(path) as im:
+            with open_image(path, path) as im:
                 halves.append(im.convert("RGB").resize((size, size), resample))
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        except (OSError, ValueError, SyntaxError) as e:
             raise PixtransError(f"cannot read image '{path}': {e}") from None
     pair = Image.new("RGB", (2 * size, size))
     pair.paste(halves[0], (0, 0))

@@ -13,14 +13,16 @@ to float per sample, so a cached image costs 1 (or 2) bytes per value instead of
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pixtrans import PixtransError
 
@@ -44,6 +46,59 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Decompression bombs: an image is refused, before any pixel is decoded, when its header promises
+# more pixels than this (a 1 KB PNG can claim 100,000 x 100,000). 2^28 = 268M pixels holds a
+# 16384 x 16384 map; raise it with PIXTRANS_MAX_PIXELS=N for bigger images you trust.
+MAX_PIXELS_ENV = "PIXTRANS_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 1 << 28
+
+
+def max_pixels() -> int:
+    value = os.environ.get(MAX_PIXELS_ENV, "")
+    try:
+        return int(value) if value else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise PixtransError(f"${MAX_PIXELS_ENV}={value!r} is not a whole number of pixels") from None
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def open_image(source, path, limit: int | None = None):
+    """PIL's Image.open, with our pixel limit checked from the header before any pixel is decoded.
+    PIL's own bomb check (with other numbers and a message that names no setting) is off while
+    the header is read, under a lock, and restored at once."""
+    limit = max_pixels() if limit is None else limit
+    with _PIL_LIMIT_LOCK:
+        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            im = Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+    with im:
+        check_pixels(*im.size, path, limit)
+        yield im
+
+
+def exif_size(im: Image.Image) -> tuple[int, int]:
+    """(width, height) as a viewer shows the image: EXIF orientations 5-8 swap the sides."""
+    orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+    return (im.height, im.width) if orientation in (5, 6, 7, 8) else (im.width, im.height)
+
+
+def check_pixels(width: int, height: int, path, limit: int | None = None) -> None:
+    """Refuse an image whose header promises more than `limit` pixels (default: max_pixels())."""
+    limit = max_pixels() if limit is None else limit
+    if int(width) * int(height) > limit:
+        raise PixtransError(
+            f"image '{path}' is {width}x{height} = {int(width) * int(height):,} pixels, over the limit of "
+            f"{limit:,} (a decompression bomb, or just very large); if you trust the file, raise the limit "
+            f"with {MAX_PIXELS_ENV}={int(width) * int(height)}"
+        )
+
+
 # colour spaces PIL converts to RGB before we take the pixels
 _TO_RGB = {"CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
 
@@ -160,6 +215,12 @@ def _from_pil(im: Image.Image, path) -> np.ndarray:
 
 def _load_npy(path) -> np.ndarray:
     try:
+        shape, _ = _npy_header(path)
+    except Exception:  # noqa: BLE001 - np.load below names what is wrong
+        shape = ()
+    if len(shape) >= 2:
+        check_pixels(shape[1], shape[0], path)
+    try:
         arr = np.load(path, allow_pickle=False)
     except Exception as e:  # ValueError (bad header / pickled), OSError, EOFError (truncated)
         raise _bad(path, f"not a readable .npy array ({_one_line(e)})") from None
@@ -217,12 +278,14 @@ def load_array(path: str | os.PathLike) -> np.ndarray:
         if (
             _png_bit_depth(data) == 16 and len(data) > 25 and data[25] != 0
         ):  # colour type 0 = grey, which PIL reads exactly
+            check_pixels(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), path)
             arr = _load_png16(data, path)
         else:
             try:
-                with Image.open(io.BytesIO(data)) as im:
+                with open_image(io.BytesIO(data), path) as im:
                     im.load()  # full decode: truncated / corrupt data fails here, not mid-training
-                    arr = _from_pil(im, path)
+                    # phone photos store their rotation in EXIF: use the pixels as a viewer shows them
+                    arr = _from_pil(ImageOps.exif_transpose(im), path)
             except PixtransError:
                 raise
             except UnidentifiedImageError:
@@ -232,7 +295,7 @@ def load_array(path: str | os.PathLike) -> np.ndarray:
                     raise _bad(
                         path, "not an image file PIL recognises (empty, corrupt or wrong extension)"
                     ) from None
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            except (OSError, ValueError, SyntaxError) as e:
                 if path.lower().endswith((".tif", ".tiff")) and "truncated" not in str(e):
                     arr = _load_tiff_fallback(path, e)
                 else:
@@ -333,15 +396,17 @@ def image_info(path: str | os.PathLike) -> tuple[int, int, int, int]:
             shape, dtype = _npy_header(path)
             if len(shape) not in (2, 3):
                 raise _bad(path, f".npy arrays must be HxW or HxWxC, got shape {tuple(shape)}")
+            check_pixels(shape[1], shape[0], path)
             c = shape[2] if len(shape) == 3 else 1
             return int(shape[1]), int(shape[0]), int(c), 4 if dtype.kind == "f" else dtype.itemsize
-        with Image.open(path) as im:
-            w, h, mode = im.width, im.height, im.mode
+        with open_image(path, path) as im:
+            w, h = exif_size(im)
+            mode = im.mode
             depth16 = im.format == "PNG" and _png16(path)
             transparent = "transparency" in im.info
     except PixtransError:
         raise
-    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as e:
         raise _bad(path, _one_line(e)) from None
     channels = {"1": 1, "L": 1, "I": 1, "F": 1, "LA": 2, "La": 2, "RGBA": 4, "RGBa": 4, "PA": 4}.get(mode, 3)
     if mode.startswith("I;16"):

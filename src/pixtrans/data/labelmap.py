@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from pixtrans import PixtransError
 from pixtrans.data.cached import CachedDataset, parse_key
@@ -36,6 +35,7 @@ from pixtrans.data.io import (
     image_info,
     is_image_file,
     load_array,
+    open_image,
     to_float,
     to_tensor,
 )
@@ -249,10 +249,12 @@ def _read_ids(path: str, what: str, hint: str) -> np.ndarray:
     """A class-id or instance-id map as HxW uint8/uint16 (palette PNGs keep their indices)."""
     arr = None
     try:
-        with Image.open(path) as im:
+        with open_image(path, path) as im:
             if im.mode == "P":  # palette label PNGs (VOC, ADE20K) store the class index per pixel
                 im.load()
                 arr = np.array(im)
+    except PixtransError as e:  # over the pixel limit
+        raise BadFile(str(e), path) from None
     except Exception:  # not a PIL image (.npy) or corrupt: load_array names the problem
         arr = None
     if arr is None:
