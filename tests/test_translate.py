@@ -326,3 +326,26 @@ def test_bad_inputs_name_the_path(translator, exported, tmp_path):
         translator(torch.rand(3, 8, 8), mode="train")
     with pytest.raises(PixtransError, match=r"\[0,1\]"):
         translator(np.full((8, 8, 3), 2.0, dtype=np.float32))
+
+
+def test_translating_needs_none_of_the_training_extras(tmp_path, exported):
+    """`pip install pixtrans` (no extras) translates: in a fresh process where scipy, scikit-learn,
+    scikit-image, matplotlib and lpips fail to import, translation still works."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out, _ = exported
+    blocked = tmp_path / "blocked"
+    for name in ("scipy", "sklearn", "skimage", "matplotlib", "lpips"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed')\n")
+    Image.new("RGB", (40, 30), (10, 120, 240)).save(tmp_path / "in.png")
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocked), str(src)])}
+    args = ["translate", str(out), str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--mode", "eval"]
+    cmd = [sys.executable, "-m", "pixtrans.cli", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Image.open(tmp_path / "out.png").size == (40, 30)
