@@ -157,3 +157,52 @@ def test_bench_measures_a_mixed_precision_step_against_its_own_floor(tmp_path, m
     assert train["precision"] == "bf16" and infer["precision"] == "fp32"
     assert train["throughput_gflops"] == 800 and infer["throughput_gflops"] == 100
     assert train["ratio_vs_fp32_floor"] == pytest.approx(train["ratio"] / 8)
+
+
+def test_time_interleaved_alternates_and_times_each():
+    calls = []
+    stats = bench.time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, iters=4
+    )
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    assert stats["a"].n == stats["b"].n == 4 and stats["a"].median > 0
+
+
+OFFICIAL = bench.official.default_root()
+
+
+@pytest.mark.skipif(OFFICIAL is None, reason="the official sources (../shared/reference) are not here")
+@pytest.mark.parametrize(
+    "preset, overrides",
+    [
+        ("pix2pix/facades", ["model.G.ngf=4", "model.D.ndf=4"]),
+        (
+            "cyclegan/summer2winter",
+            ["model.G.ngf=4", "model.D.ndf=4", "model.G.n_blocks=6", "data.crop_size=64"],
+        ),
+        (
+            "pix2pixhd/label2city_512p",
+            [
+                "model.G={name: global, ngf: 4, n_downsampling: 2, n_blocks: 1}",
+                "model.D.ndf=4",
+                "data.load_size=64",
+                "data.crop_size=32",
+                "loss.vgg_weights=random",
+            ],
+        ),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
+def test_bench_against_the_official_code_times_both_interleaved(tmp_path, preset, overrides):
+    from pixtrans.config import load_config
+
+    cfg = load_config(preset, overrides)
+    out = bench.run_bench(
+        cfg, steps=2, warmup=1, floor_seconds=0.1, against="official", json_path=str(tmp_path / "b.json")
+    )
+    assert out["official"]["implementation"].split()[0] in ("junyanz", "NVIDIA")
+    for kind in ("train", "inference"):
+        assert out["ours_vs_official"][kind] > 0 and out["official"][kind]["iters"] == 2
+    # the same architecture and objective: the same FLOPs per step (convolutions and matmuls)
+    ours, theirs = out["train_step"]["flops_per_step"], out["official"]["train"]["flops_per_step"]
+    assert abs(ours - theirs) <= 0.02 * theirs, (ours, theirs)

@@ -202,13 +202,19 @@ def cmd_convert(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    cfg = _load(args.config)  # before torch: a bad setting answers at once
     from pixtrans.bench import run_bench
     from pixtrans.runtime import tune_malloc
 
     tune_malloc()
-    cfg = _load(args.config)
     run_bench(
-        cfg, steps=args.steps, warmup=args.warmup, json_path=args.json, floor_seconds=args.floor_seconds
+        cfg,
+        steps=args.steps,
+        warmup=args.warmup,
+        json_path=args.json,
+        floor_seconds=args.floor_seconds,
+        against=args.against,
+        against_root=args.against_root,
     )
     return 0
 
@@ -394,6 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--floor-seconds", type=float, default=6.0, help="time spent measuring conv throughput")
+    p.add_argument(
+        "--against",
+        choices=["official"],
+        default=None,
+        help="also time the official implementation's step and inference, interleaved with ours",
+    )
+    p.add_argument(
+        "--against-root",
+        default=None,
+        help="folder holding junyanz-pytorch-CycleGAN-and-pix2pix/ and NVIDIA-pix2pixHD/ "
+        "(default: ../shared/reference beside the checkout)",
+    )
     p.set_defaults(fn=cmd_bench, official_flags=True)
 
     p = sub.add_parser("prepare", help="turn a dataset download into our training layouts")

@@ -18,9 +18,12 @@ elementwise work counts as zero, so it can only raise the ratio).
   CPU-contention detection (Linux PSI).
 - ``floor``:   :func:`measure_conv_throughput` (the denominator), :func:`count_flops`.
 - ``results``: :func:`bench_training` / :func:`bench_inference` result dicts, :func:`format_report`.
+- ``official``: the official implementations' step and inference, built from their sources,
+  for ``pixtrans bench CONFIG --against official`` (timed with :func:`time_interleaved`).
 - ``command``: :func:`run_bench`, what ``pixtrans bench CONFIG`` does.
 """
 
+from pixtrans.bench import official
 from pixtrans.bench.command import bench_dataset, run_bench
 from pixtrans.bench.floor import (
     DEFAULT_CONV_SHAPES,
@@ -30,7 +33,7 @@ from pixtrans.bench.floor import (
     measure_conv_throughput,
 )
 from pixtrans.bench.results import bench_inference, bench_training, format_report, result_dict
-from pixtrans.bench.timing import TimingStats, cpu_contention_seconds, quantile, time_fn
+from pixtrans.bench.timing import TimingStats, cpu_contention_seconds, quantile, time_fn, time_interleaved
 
 __all__ = [
     "DEFAULT_CONV_SHAPES",
@@ -47,5 +50,7 @@ __all__ = [
     "quantile",
     "result_dict",
     "run_bench",
+    "official",
     "time_fn",
+    "time_interleaved",
 ]

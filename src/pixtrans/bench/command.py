@@ -11,8 +11,11 @@ from typing import Any
 
 import torch
 
-from pixtrans.bench.floor import measure_conv_throughput
-from pixtrans.bench.results import bench_inference, bench_training, format_report
+from pixtrans import PixtransError
+from pixtrans.bench.floor import count_flops, measure_conv_throughput
+from pixtrans.bench.official import official_baseline
+from pixtrans.bench.results import bench_inference, bench_training, format_report, result_dict
+from pixtrans.bench.timing import time_interleaved
 from pixtrans.registry import DATASETS
 from pixtrans.training.loop import Trainer
 
@@ -25,10 +28,20 @@ def bench_dataset(cfg, n: int):
 
 
 def run_bench(
-    cfg, steps: int = 10, warmup: int = 3, json_path: str | None = None, floor_seconds: float = 6.0
+    cfg,
+    steps: int = 10,
+    warmup: int = 3,
+    json_path: str | None = None,
+    floor_seconds: float = 6.0,
+    against: str | None = None,
+    against_root: str | None = None,
 ) -> dict[str, Any]:
     """Time `Trainer.train_step` and generator inference for `cfg`; print and return the figures
-    (and write them to `json_path` as JSON when given)."""
+    (and write them to `json_path` as JSON when given). against="official": the official
+    implementation's step and inference with the same settings and batch, timed interleaved with
+    ours (bench/official.py), and ours / official reported."""
+    if against not in (None, "official"):
+        raise PixtransError(f"--against '{against}': the one baseline is 'official'")
     t, d = cfg.train, cfg.data
     with tempfile.TemporaryDirectory() as tmp:
         dataset = bench_dataset(cfg, max(2 * t.batch_size, 4))
@@ -45,16 +58,33 @@ def run_bench(
     train_precision = "fp32" if amp_dtype is None else _DTYPE_NAMES[amp_dtype]
     batch = torch.utils.data.default_collate([dataset[i] for i in range(t.batch_size)])
     batch = trainer.to_device({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
-    # bench_training counts the step's FLOPs by running it once (that step doubles as warm-up)
-    train = bench_training(
-        lambda: trainer.train_step(batch),
-        throughput=throughput,
-        batch_size=t.batch_size,
-        warmup=warmup,
-        iters=steps,
-        device=device,
-        extra={"precision": train_precision},
-    )
+    baseline = official_baseline(cfg, batch, against_root) if against else None
+
+    def step():
+        trainer.train_step(batch)
+
+    official: dict[str, Any] = {}
+    if baseline is None:
+        # bench_training counts the step's FLOPs by running it once (that step doubles as warm-up)
+        train = bench_training(
+            step,
+            throughput=throughput,
+            batch_size=t.batch_size,
+            warmup=warmup,
+            iters=steps,
+            device=device,
+            extra={"precision": train_precision},
+        )
+    else:
+        # both counted once (a warm-up each), then timed call by call in alternation
+        ours_flops, their_flops = count_flops(step), count_flops(baseline.step)
+        timed = time_interleaved({"ours": step, "official": baseline.step}, warmup, steps, device)
+        train = result_dict(
+            "train", timed["ours"], ours_flops, throughput, t.batch_size, {"precision": train_precision}
+        )
+        official["train"] = result_dict(
+            "train", timed["official"], their_flops, fp32_throughput, t.batch_size, {"precision": "fp32"}
+        )
     if amp_dtype is not None:
         # for comparison with fp32 steps (ours or the official code's), never as the ratio
         fp32_floor = train["flops_per_step"] / fp32_throughput
@@ -63,7 +93,20 @@ def run_bench(
     net = trainer.method.nets[name].eval()
     with torch.no_grad():  # what the net reads (pix2pixHD: one-hot labels, edges, features)
         x = trainer.method.translator_input({k: v[:1] for k, v in batch.items()})
-    infer = bench_inference(net, x, throughput=fp32_throughput, warmup=warmup, iters=steps, device=device)
+    if baseline is None:
+        infer = bench_inference(net, x, throughput=fp32_throughput, warmup=warmup, iters=steps, device=device)
+    else:
+
+        def ours_infer():
+            with torch.no_grad():
+                net(x)
+
+        timed = time_interleaved({"ours": ours_infer, "official": baseline.infer}, warmup, steps, device)
+        flops = count_flops(ours_infer)
+        infer = result_dict("inference", timed["ours"], flops, fp32_throughput, 1)
+        official["inference"] = result_dict(
+            "inference", timed["official"], count_flops(baseline.infer), fp32_throughput, 1
+        )
     infer["precision"] = "fp32"
     results = {
         "machine": {
@@ -84,12 +127,22 @@ def run_bench(
         "train_step": train,
         f"inference_{name}": infer,
     }
-    print(
-        format_report(
-            {"train step": train, f"inference ({name}, eval, batch 1)": infer},
-            title=f"pixtrans bench: {cfg.method} on {device}",
+    rows = {"train step": train, f"inference ({name}, eval, batch 1)": infer}
+    if baseline is not None:
+        results["official"] = {"implementation": baseline.name, "settings": baseline.settings, **official}
+        results["ours_vs_official"] = {
+            kind: round(ours["step_time_median_s"] / official[kind]["step_time_median_s"], 4)
+            for kind, ours in (("train", train), ("inference", infer))
+        }
+        rows["train step (official)"] = official["train"]
+        rows["inference (official)"] = official["inference"]
+    print(format_report(rows, title=f"pixtrans bench: {cfg.method} on {device}"))
+    if baseline is not None:
+        vs = results["ours_vs_official"]
+        print(
+            f"against {baseline.name}, interleaved in this process: ours / official = "
+            f"{vs['train']:.2f} (train step, ours in {train_precision}), {vs['inference']:.2f} (inference)"
         )
-    )
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1, default=str))
     return results

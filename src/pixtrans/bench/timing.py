@@ -116,6 +116,10 @@ def time_fn(
                 discarded += 1
                 continue
         times.append(dt)
+    return summarize(times, discarded)
+
+
+def summarize(times: list[float], discarded: int = 0) -> TimingStats:
     xs = sorted(times)
     return TimingStats(
         median=float(statistics.median(xs)),
@@ -128,3 +132,23 @@ def time_fn(
         discarded_contended=discarded,
         times=times,
     )
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], warmup: int = 2, iters: int = 10, device: Any = None
+) -> dict[str, TimingStats]:
+    """Time several functions call by call in alternation (A B, B A, A B ...), so a slow phase of
+    a shared machine or a warming cache falls on all of them alike: a side-by-side comparison
+    measured in one run. Each call is timed (and a contended one repeated) as by `time_fn`."""
+    names = list(fns)
+    for _ in range(max(0, warmup)):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    discarded = dict.fromkeys(names, 0)
+    for i in range(iters):
+        for name in names if i % 2 == 0 else names[::-1]:
+            st = time_fn(fns[name], warmup=0, iters=1, device=device)
+            times[name].append(st.times[0])
+            discarded[name] += st.discarded_contended
+    return {n: summarize(times[n], discarded[n]) for n in names}
