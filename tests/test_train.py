@@ -257,3 +257,34 @@ def test_crop_that_the_unet_cannot_take_is_a_clear_error(tmp_path, synth_root):
     cfg = load_config("pix2pix/demo", tiny_overrides(tmp_path / "r", synth_root, **{"data.crop_size": 12}))
     with pytest.raises(PixtransError, match="data.crop_size.*multiple of 16"):
         fit(cfg)
+
+
+def test_bf16_resume_is_exact(tmp_path, synth_root):
+    over = {"train.amp": "bf16"}
+    full, part = tmp_path / "full", tmp_path / "part"
+    fit(load_config("pix2pix/demo", tiny_overrides(full, synth_root, **over, **{"train.max_steps": 8})))
+    fit(load_config("pix2pix/demo", tiny_overrides(part, synth_root, **over, **{"train.max_steps": 4})))
+    fit(load_config("pix2pix/demo", tiny_overrides(part, synth_root, **over, **{"train.max_steps": 8})))
+    assert_same_training_state(final_state(full), final_state(part))
+
+
+@pytest.mark.parametrize(
+    "native, fp32_s, bf16_s, chosen",
+    [(False, 1.0, 0.1, "fp32"), (True, 1.0, 0.3, "bf16"), (True, 1.0, 0.95, "fp32")],
+)
+def test_amp_auto_takes_bf16_only_where_native_and_faster(
+    tmp_path, synth_root, monkeypatch, capsys, native, fp32_s, bf16_s, chosen
+):
+    from pixtrans import runtime
+
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: (native, "a CPU of this test"))
+    monkeypatch.setattr(runtime, "_conv_step_seconds", lambda device, dtype: bf16_s if dtype else fp32_s)
+    run = tmp_path / "run"
+    trainer = fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 2})))
+    assert trainer.amp_dtype == (torch.bfloat16 if chosen == "bf16" else None)
+    assert (
+        f"precision: train.amp=auto: {'bf16 autocast' if chosen == 'bf16' else 'fp32'}"
+        in capsys.readouterr().out
+    )
+    saved = load_config(str(run / "config.yaml"))
+    assert saved.train.amp == "auto" and saved.train.amp_chosen == chosen

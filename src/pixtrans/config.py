@@ -143,7 +143,10 @@ class TrainConfig:
     lr: float = 2e-4  # Adam learning rate (papers: 2e-4)
     beta1: float = 0.5  # Adam beta1 (papers: 0.5)
     beta2: float = 0.999  # Adam beta2
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto = fp16 on CUDA, off on CPU
+    # auto: bf16 autocast where the device runs bf16 natively and it measured faster, else fp32
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    # what the run trains in (fp32 | bf16 | fp16): written by the run, for the record
+    amp_chosen: str = field(default="", metadata=FREE)
     # memory format: auto = on for CUDA, off on the CPU (measured slower there)
     channels_last: Literal["auto", "on", "off"] = "auto"
     deterministic: bool = False  # bitwise-repeatable kernels (slower); resume is exact either way on CPU

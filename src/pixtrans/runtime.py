@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import time
 
 import torch
 
@@ -66,3 +67,65 @@ def tune_malloc() -> bool:
     ok &= mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
     ok &= mallopt(M_TOP_PAD, 64 << 20) == 1
     return bool(ok)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """(does `device` execute bf16 matrix work natively, in words why)."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, f"{torch.cuda.get_device_name(device)} {'has' if ok else 'lacks'} native bf16"
+    if device.type != "cpu":
+        return False, f"bf16 speed unknown on {device.type}"
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if probe is not None and probe():
+        return True, "this CPU has AMX (bf16 tiles)"
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if (probe is not None and probe()) or "avx512_bf16" in _cpu_flags():
+        return True, "this CPU has AVX512-BF16"
+    capability = torch.backends.cpu.get_cpu_capability()
+    return False, f"this CPU ({capability}) has no native bf16"
+
+
+def _conv_step_seconds(device: torch.device, dtype: torch.dtype | None, reps: int = 3) -> float:
+    """Best of `reps` forward+backward passes of a 3x3, 128-channel conv on a 64x64 map, under
+    autocast to `dtype` (None = fp32): a conv-bound training step in miniature."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 128, 64, 64, generator=g).to(device).requires_grad_(True)
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device)
+    best = float("inf")
+    for i in range(reps + 1):
+        synchronize(device)
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            y = conv(x)
+        y.float().square().mean().backward()
+        synchronize(device)
+        if i:  # the first call warms the kernels up
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def choose_amp(device: torch.device) -> tuple[str, str]:
+    """train.amp=auto: ("bf16" | "fp16" | "off", why). On a GPU bf16 where it is native, else
+    fp16; on a CPU bf16 autocast where it executes bf16 natively *and* a conv step measured
+    faster in it than in fp32 (timed once, ~1 s), fp32 (paper-exact numerics) everywhere else."""
+    native, why = native_bf16(device)
+    if device.type == "cuda":  # tensor cores: bf16 where the GPU has it, else fp16 + GradScaler
+        return ("bf16", f"bf16 autocast ({why})") if native else ("fp16", f"fp16 autocast ({why})")
+    if not native:
+        return "off", f"fp32 ({why})"
+    fp32, bf16 = _conv_step_seconds(device, None), _conv_step_seconds(device, torch.bfloat16)
+    if bf16 < 0.9 * fp32:
+        return "bf16", f"bf16 autocast ({why}; a conv step measured {fp32 / bf16:.1f}x faster than fp32)"
+    return "off", f"fp32 ({why}, but a conv step measured no faster in bf16: {fp32 / bf16:.2f}x)"

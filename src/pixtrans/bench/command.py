@@ -137,6 +137,8 @@ def run_bench(
         rows["train step (official)"] = official["train"]
         rows["inference (official)"] = official["inference"]
     print(format_report(rows, title=f"pixtrans bench: {cfg.method} on {device}"))
+    results["choices"] = trainer.speed_choices()
+    print("\n".join(results["choices"]))
     if baseline is not None:
         vs = results["ours_vs_official"]
         print(

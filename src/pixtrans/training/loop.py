@@ -30,7 +30,7 @@ from pixtrans.data.sampler import StepBatchSampler, _mix
 from pixtrans.methods import Method
 from pixtrans.nets import complete_specs
 from pixtrans.registry import METHODS
-from pixtrans.runtime import resolve_device
+from pixtrans.runtime import choose_amp, resolve_device
 from pixtrans.training.dist import average_gradients, barrier, broadcast_module, cleanup, init_distributed
 from pixtrans.training.loggers import check_logger, make_logger
 from pixtrans.training.pieces import (
@@ -101,14 +101,16 @@ class Trainer:
             self.method.to(memory_format=torch.channels_last)
         if self.dist.enabled:
             broadcast_module(self.method)
-        fused = self.device.type in ("cpu", "cuda")
+        fused = self.fused_adam = self.device.type in ("cpu", "cuda")
         self.optimizers = {
             phase: torch.optim.Adam(self.phase_params(phase), lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
             for phase in self.method.phases
         }
-        amp = t.amp
+        amp, self.precision = t.amp, f"train.amp={t.amp}"
         if amp == "auto":
-            amp = "fp16" if self.device.type == "cuda" else "off"
+            amp, why = choose_amp(self.device)
+            self.precision = f"train.amp=auto: {why}"
+        t.amp_chosen = {"off": "fp32"}.get(amp, amp)  # recorded in config.yaml and printed
         if amp == "fp16" and self.device.type != "cuda":
             raise PixtransError(
                 "config key 'train.amp': fp16 needs CUDA; use train.amp=bf16 or off on the CPU"
@@ -121,6 +123,18 @@ class Trainer:
 
     def _check_sizes(self) -> None:
         check_sizes(self.cfg, self.dataset, self.size_multiple, self.cfg.train.batch_size)
+
+    def speed_choices(self) -> list[str]:
+        """What this trainer runs with for speed, and why (printed by `pixtrans bench`)."""
+        cl = self.cfg.train.channels_last
+        return [
+            f"precision: {self.precision}",
+            f"channels_last: {'on' if self.channels_last else 'off'} (train.channels_last={cl}; "
+            "auto = on for CUDA, off on the CPU, where oneDNN measured slower with it)",
+            f"optimizer: Adam, fused={self.fused_adam}",
+            "convolutions on maps of <= 256 px: "
+            + ("im2col + GEMM (nets/conv.py)" if self.device.type == "cpu" else "cuDNN"),
+        ]
 
     @property
     def size_multiple(self) -> int:
@@ -268,6 +282,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None, *, command: str | None =
     main = trainer.dist.is_main
     t = cfg.train
     found, damaged = resume(trainer, run, say=main)
+    if main:
+        print(f"precision: {trainer.precision}", flush=True)
     running = trainer.step < trainer.end_step
     # pieces that can still refuse the run (a held-out split the generator cannot take) come
     # before anything is written
