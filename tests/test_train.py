@@ -288,3 +288,37 @@ def test_amp_auto_takes_bf16_only_where_native_and_faster(
     )
     saved = load_config(str(run / "config.yaml"))
     assert saved.train.amp == "auto" and saved.train.amp_chosen == chosen
+
+
+@pytest.mark.parametrize("preset", ["pix2pix/demo", "pix2pixhd"])
+def test_a_training_step_never_waits_for_the_device(tmp_path, synth_root, monkeypatch, preset):
+    """CUDA-graph-friendly: no .item() / .tolist() / .cpu() / bool(tensor) inside train_step (they
+    would make the host wait for the GPU every step); the loop reads losses only at log steps.
+    Checked on the CPU by counting calls of the Tensor methods that synchronise on CUDA."""
+    from pixtrans.bench.command import bench_dataset
+    from pixtrans.training.loop import Trainer
+
+    if preset == "pix2pixhd":
+        from test_pix2pixhd import tiny_hd
+
+        cfg = load_config("pix2pixhd/cityscapes_sample", tiny_hd(tmp_path / "run", **{"model.E": "{}"}))
+        cfg.data.dataset, cfg.data.label_nc = "labelmap", 8
+    else:
+        cfg = load_config(preset, tiny_overrides(tmp_path / "run", synth_root))
+    dataset = bench_dataset(cfg, 4)
+    trainer = Trainer(cfg, run_dir=tmp_path / "run", dataset=dataset)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(cfg.train.batch_size)])
+    batch = trainer.to_device({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
+    trainer.train_step(batch)  # warm-up outside the count
+    calls = []
+    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _name=name, _original=original, **k):
+            calls.append(_name)
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    trainer.train_step(batch)
+    monkeypatch.undo()
+    assert calls == []

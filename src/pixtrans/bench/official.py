@@ -131,7 +131,8 @@ def _junyanz(cfg, batch: dict[str, torch.Tensor], root: Path, model: str, extra:
     with reference_code(repo):
         tmp = tempfile.mkdtemp(prefix="pixtrans-official-")
         opt = _parse_options("options.train_options", _junyanz_argv(cfg, model, tmp) + extra)
-        opt.device = torch.device("cpu")
+        # their nets go to cuda:0 whenever CUDA is visible; our batch is on the trainer's device
+        opt.device = batch["real_a"].device
         models = importlib.import_module("models")
         with contextlib.redirect_stdout(io.StringIO()):
             net_model = models.create_model(opt)
@@ -173,6 +174,11 @@ def junyanz_cyclegan(cfg, batch, root: Path) -> Baseline:
 @OFFICIAL_BASELINES.register("pix2pixhd")
 def nvidia_pix2pixhd(cfg, batch, root: Path) -> Baseline:
     repo = root / NVIDIA
+    if batch["real_b"].device.type != "cpu":
+        raise PixtransError(
+            "the NVIDIA pix2pixHD sources in ../shared/reference are patched to run on the CPU only; "
+            "compare pix2pixHD on the CPU (train.device=cpu) or point --against-root at unpatched sources"
+        )
     g, d, data, loss = cfg.model.G, cfg.model.D, cfg.data, cfg.loss
     if g["name"] != "global" or cfg.model.E:
         raise PixtransError(
