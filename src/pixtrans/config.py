@@ -149,6 +149,9 @@ class TrainConfig:
     amp_chosen: str = field(default="", metadata=FREE)
     # memory format: auto = on for CUDA, off on the CPU (measured slower there)
     channels_last: Literal["auto", "on", "off"] = "auto"
+    # torch.compile the nets' forward (inductor): auto = on for CUDA, off on the CPU, where the
+    # compiled step measured no faster (benchmarks/ab_trainer.py); the first steps pay the compile
+    compile: Literal["auto", "on", "off"] = field(default="auto", metadata=FREE)
     deterministic: bool = False  # bitwise-repeatable kernels (slower); resume is exact either way on CPU
     device: str = field(default="auto", metadata=FREE)  # auto | cpu | cuda | cuda:N
     log_every: int = field(default=20, metadata=FREE)  # steps between stats.jsonl lines

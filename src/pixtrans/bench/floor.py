@@ -4,6 +4,7 @@ default `DEFAULT_CONV_SHAPES`)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +23,12 @@ def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs of one call of ``fn()`` per ``torch.utils.flop_counter``.
 
     ``fn`` is *executed* once (so a training step really updates the model).
-    Counts convolutions / matmuls (forward and backward) at 2 FLOPs per MAC.
+    Counts convolutions / matmuls (forward and backward) at 2 FLOPs per MAC. Compiled modules
+    run eagerly for the count (inductor's kernels bypass the dispatcher the counter watches).
     """
-    with FlopCounterMode(display=False) as fc:
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    eager = set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
+    with eager, FlopCounterMode(display=False) as fc:
         fn()
     return int(fc.get_total_flops())
 
