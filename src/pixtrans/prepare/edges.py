@@ -28,6 +28,7 @@ and the photo on the right, both --size x --size when given (else the photo's ow
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,7 +97,9 @@ class HedModel:
             import torch
 
             try:
-                self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
+                with warnings.catch_warnings():  # TorchScript's deprecation notice: the file is the user's
+                    warnings.filterwarnings("ignore", message=".*is deprecated.*")
+                    self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
             except Exception as e:  # noqa: BLE001 - torch.jit.load raises RuntimeError and others
                 raise PixtransError(
                     f"HED model '{self.path}' is neither an ONNX file (.onnx) nor a TorchScript file "
