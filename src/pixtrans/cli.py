@@ -565,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(fn=cmd_data, name=None)
     q = actions.add_parser("download", help="download and unpack a dataset where its preset looks for it")
     q.add_argument(
-        "name", help="a name from `pixtrans data list` (pix2pix/maps or cyclegan/maps where both exist)"
+        "name", help="a name from `pixtrans data list`, e.g. facades (= pix2pix/facades) or cyclegan/maps"
     )
     q.add_argument(
         "--root", default="datasets", help="folder the dataset is unpacked into (default datasets)"

@@ -43,6 +43,9 @@ def download_dataset(
     entry = find_entry(name, catalog)
     if entry.refused:
         raise PixtransError(f"{entry.key} is not downloaded by pixtrans: {entry.refused}")
+    also = [e.key for e in catalog if e.name == entry.name and e.key != entry.key]
+    if also and name != entry.key:
+        say(f"'{name}' is {entry.key} (also: {', '.join(also)}; name it to get that one)")
     root = Path(root)
     target = root / entry.name
     url = with_host(entry.url, host if host is not None else os.environ.get(HOST_ENV))

@@ -197,17 +197,13 @@ CATALOG: tuple[DatasetEntry, ...] = (
 
 
 def find_entry(name: str, catalog: tuple[DatasetEntry, ...] = CATALOG) -> DatasetEntry:
-    """`family/name`, or a bare name that only one family has."""
+    """`family/name`, or a bare name: the first entry of that name (pix2pix before cyclegan)."""
     by_key = {e.key: e for e in catalog}
     if name in by_key:
         return by_key[name]
     matches = [e for e in catalog if e.name == name]
-    if len(matches) == 1:
+    if matches:  # where both families have it (facades, maps), the paired (pix2pix) one first
         return matches[0]
-    if matches:
-        raise PixtransError(
-            f"dataset '{name}' exists as {' and '.join(e.key for e in matches)}; name one of them"
-        )
     names = sorted(set(by_key) | {e.name for e in catalog})
     raise PixtransError(
         f"unknown dataset '{name}'{did_you_mean(name, names)}; `pixtrans data list` shows the known ones"
