@@ -132,7 +132,8 @@ def test_train_then_translate_grey_and_colour_photos(tmp_path):
     assert any("val/psnr" in s for s in stats)  # metrics compare RGB photos
     translator = Translator.from_pretrained(run)
     assert isinstance(translator, ColorizationTranslator)
-    assert translator.input_nc == 1 and translator.output_nc == 3 and translator.net_output_nc == 2
+    assert (translator.input_nc, translator.output_nc) == (3, 3)  # photos in and out
+    assert (translator.net_input_nc, translator.net_output_nc) == (1, 2)  # L in, ab out
 
     odd = photo(3, w=37, h=29)  # not a multiple of the U-Net's stride
     Image.fromarray(odd).save(tmp_path / "colour.jpg", quality=95)
@@ -157,6 +158,24 @@ def test_train_then_translate_grey_and_colour_photos(tmp_path):
     assert translator(torch.rand(1, 16, 16) * 2 - 1).shape == (3, 16, 16)
     with pytest.raises(PixtransError, match="1 \\(grey\\), 3 \\(RGB\\) or 4"):
         translator(torch.rand(2, 16, 16))
+    # evaluate: each val photo colourised from its own L and scored against itself
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--split",
+                "val",
+                "--metrics",
+                "psnr,l1",
+                "--json",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
+    scores = json.loads((tmp_path / "m.json").read_text())
+    assert scores["images"] == 2 and scores["metrics"]["psnr"] > 10
     # an export round trip keeps the translator kind
     exported = translator.save_pretrained(tmp_path / "export")
     assert isinstance(Translator.from_pretrained(exported), ColorizationTranslator)

@@ -230,6 +230,15 @@ class ColorizationDataset(CachedDataset):
                 f"(first: {os.path.basename(sorted(self.grey)[0])}); they teach the net ab = 0"
             )
 
+    # what evaluation reads of a paired dataset (evaluation/model.py): each photo is both the
+    # source of the input (its L) and the target a colourisation is scored against
+    layout = "photos"
+    direction = "AtoB"
+
+    @property
+    def samples(self) -> list[tuple[str, str]]:
+        return [(p, p) for p in self.files]
+
     def _input_files(self):
         yield from ((p, False) for p in self.files)
 

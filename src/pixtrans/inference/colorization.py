@@ -47,7 +47,8 @@ def _lightness_tensor(arr: np.ndarray, where: str) -> torch.Tensor:
 @TRANSLATORS.register("colorization")
 class ColorizationTranslator(Translator):
     """A Translator whose net maps L to ab and whose users see photos: inputs of 1, 3 or 4
-    channels (grey, RGB, RGBA), outputs RGB (`output_nc` is 3; the net's own is `net_output_nc`)."""
+    channels (grey, RGB, RGBA), outputs RGB. `input_nc` and `output_nc` are 3 (photos in and
+    out, so evaluation hands it the real photo); the net's own are `net_input_nc`/`net_output_nc`."""
 
     def __init__(self, net: nn.Module, *, input_nc: int, output_nc: int, **kwargs: Any):
         if (int(input_nc), int(output_nc)) != (INPUT_NC, OUTPUT_NC):
@@ -55,8 +56,9 @@ class ColorizationTranslator(Translator):
                 f"a colorization model maps L (1 channel) to ab (2 channels); this one maps "
                 f"{input_nc} to {output_nc}; re-export it from a colorization run"
             )
-        super().__init__(net, input_nc=INPUT_NC, output_nc=3, **kwargs)
-        self.net_output_nc = OUTPUT_NC
+        # what users hand in and get back: photos (RGB; grey and RGBA are accepted too)
+        super().__init__(net, input_nc=3, output_nc=3, **kwargs)
+        self.net_input_nc, self.net_output_nc = INPUT_NC, OUTPUT_NC
 
     def _run(self, x: torch.Tensor, mode, seed) -> torch.Tensor:
         """[B,1,H,W] scaled L -> [B,3,H,W] RGB in [-1,1]: the predicted ab joined with the L."""
