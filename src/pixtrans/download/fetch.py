@@ -86,7 +86,10 @@ def fetch(url: str, dest: str | os.PathLike, *, progress: bool = True, timeout: 
             ) from None
         with resp:
             start, total = _content_range(resp.headers.get("Content-Range"))
-            if have and resp.status == 206 and start == have:
+            if resp.status == 206 and start != have:  # a part we did not ask for: start again
+                part.unlink(missing_ok=True)
+                continue
+            if have and resp.status == 206:
                 mode = "ab"
             else:  # the server sent the whole file
                 have, mode = 0, "wb"
