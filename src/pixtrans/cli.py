@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_bench, official_flags=True)
 
     p = sub.add_parser("prepare", help="turn downloads and folders of images into training layouts")
-    kinds = p.add_subparsers(dest="dataset", required=True)
+    kinds = p.add_subparsers(dest="task", required=True)
     q = kinds.add_parser("cityscapes", help="the Cityscapes download -> pix2pixHD (and pix2pix) layouts")
     q.add_argument("src", help="the Cityscapes download: holds leftImg8bit/ and gtFine/")
     q.add_argument("dst", help="output for pix2pixHD: DST/{split}_img, {split}_label, {split}_inst")
