@@ -206,3 +206,24 @@ def test_the_preset_builds_the_colorization_dataset(tmp_path):
     )
     assert (cfg.method, cfg.data.input_nc, cfg.data.output_nc) == ("colorization", 1, 2)
     assert isinstance(build_dataset(cfg, "train"), ColorizationDataset)
+
+
+def test_an_official_colorization_unet_converts_to_a_colorization_export(tmp_path):
+    from pixtrans.convert import convert_official
+    from pixtrans.nets import build_generator
+
+    torch.manual_seed(0)
+    spec = {"name": "unet", "num_downs": 5, "ngf": 4, "norm": "batch"}
+    net = build_generator(spec, 1, 2).eval()  # the official `--model colorization` G: L -> ab
+    torch.save(dict(net.state_dict()), tmp_path / "latest_net_G.pth")
+    out = convert_official([tmp_path / "latest_net_G.pth"], tmp_path / "export")
+    translator = Translator.from_pretrained(out)
+    assert isinstance(translator, ColorizationTranslator)
+    # L comes from the photo, ab from the net (sides a multiple of 32: no padding)
+    rgb = photo(0, w=64, h=32)
+    lightness = torch.from_numpy(rgb_to_lab(rgb)[0])[None, None]
+    with torch.no_grad():
+        expected = lab_tensors_to_rgb(lightness, net(lightness))[0]
+    got = translator(torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1)
+    assert got.shape == (3, 32, 64)
+    assert (got - expected).abs().max() < 1e-4
