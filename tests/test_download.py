@@ -294,3 +294,10 @@ def test_bad_names_refusals_and_unreachable_hosts(tmp_path, capsys, monkeypatch)
 def test_http_errors_are_one_line(server, tmp_path):
     with pytest.raises(PixtransError, match="HTTP 404"):
         download_dataset("facades", tmp_path, host=server.host, progress=False, echo=None)
+
+
+def test_a_file_where_the_folder_goes_is_refused_before_downloading(server, tmp_path):
+    (tmp_path / "facades").write_text("mine")
+    with pytest.raises(PixtransError, match="is a file, where pix2pix/facades unpacks a folder"):
+        download_dataset("facades", tmp_path, host=server.host, progress=False, echo=None)
+    assert not server.requests and (tmp_path / "facades").read_text() == "mine"

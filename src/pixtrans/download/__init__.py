@@ -49,6 +49,10 @@ def download_dataset(
     root = Path(root)
     target = root / entry.name
     url = with_host(entry.url, host if host is not None else os.environ.get(HOST_ENV))
+    if target.exists() and not target.is_dir():
+        raise PixtransError(
+            f"'{target}' is a file, where {entry.key} unpacks a folder; move it or pass --root"
+        )
     marker = target / f"{MARKER[:-5]}-{entry.family}.json"
     if marker.is_file():
         say(f"{entry.key} is already in '{target}' (delete '{marker}' to download it again)")

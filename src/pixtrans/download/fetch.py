@@ -191,8 +191,9 @@ def _merge(src: Path, dst: Path) -> None:
             _merge(child, dst / child.name)
         src.rmdir()
         return
-    if dst.is_dir():
-        raise PixtransError(f"cannot unpack the file '{src.name}' over the folder '{dst}'")
+    if src.is_dir() or dst.is_dir():
+        kind = "folder" if dst.is_dir() else "file"
+        raise PixtransError(f"cannot unpack '{src.name}' into '{dst.parent}': a {kind} of that name is there")
     os.replace(src, dst)
 
 
@@ -228,8 +229,11 @@ def unpack(archive: str | os.PathLike, root: str | os.PathLike) -> list[str]:
         if not names:
             raise PixtransError(f"archive '{archive}' is empty; nothing was unpacked")
         tops = sorted({PurePosixPath(n.replace("\\", "/")).parts[0] for n in names})
-        for top in tops:
-            _merge(staging / top, root / top)
+        try:
+            for top in tops:
+                _merge(staging / top, root / top)
+        except OSError as e:
+            raise PixtransError(f"cannot move the unpacked files into '{root}': {e.strerror or e}") from None
         return tops
     finally:
         shutil.rmtree(staging, ignore_errors=True)
