@@ -527,7 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--min-edge-pixels", type=int, default=0, help="remove edge pieces of fewer pixels (default 0 = keep)"
     )
-    q.add_argument("--hed-model", default=None, help="HED model file: .onnx (onnxruntime) or TorchScript")
+    q.add_argument(
+        "--hed-model", default=None, help="HED model file: .onnx (onnxruntime) or TorchScript; implies hed"
+    )
     q.add_argument(
         "--hed-caffe", action="store_true", help="HED model takes Caffe input (BGR 0..255 minus mean)"
     )
