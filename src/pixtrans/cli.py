@@ -7,6 +7,8 @@ pixtrans export RUN [OUT]                     generator weights + config.json
 pixtrans convert CHECKPOINT... OUT            official pix2pix / CycleGAN / pix2pixHD -> our export
 pixtrans bench [CONFIG] [key=value ...]       step/inference time vs the machine's FLOP floor
 pixtrans prepare cityscapes SRC DST           Cityscapes download -> pix2pixHD (and pix2pix) layouts
+pixtrans prepare edges|combine|split|cyclegan folders of images -> edges|photo, A|B, CycleGAN layouts
+pixtrans data list | download NAME           the standard pix2pix / CycleGAN datasets
 pixtrans evaluate MODEL | --real D --fake D   PSNR/SSIM/L1/LPIPS/FID/KID of a model or two folders
 pixtrans presets                              list the built-in configs
 
@@ -233,6 +235,71 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_prepare_combine(args) -> int:
+    from pixtrans.prepare import combine_pairs
+
+    combine_pairs(
+        args.dir_a, args.dir_b, args.out, split=args.split, fmt=args.format, overwrite=args.overwrite
+    )
+    return 0
+
+
+def cmd_prepare_split(args) -> int:
+    from pixtrans.prepare import split_pairs
+
+    split_pairs(args.dir_ab, args.dir_a, args.dir_b, fmt=args.format, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_prepare_cyclegan(args) -> int:
+    from pixtrans.prepare import make_cyclegan
+
+    make_cyclegan(
+        args.dir_a,
+        args.dir_b,
+        args.out,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        min_size=args.min_size,
+        link=args.link,
+        overwrite=args.overwrite,
+    )
+    return 0
+
+
+def cmd_prepare_edges(args) -> int:
+    from pixtrans.prepare import make_edges
+
+    make_edges(
+        args.photos,
+        args.out,
+        split=args.split,
+        detector=args.detector,
+        sigma=args.sigma,
+        low=args.low,
+        high=args.high,
+        thin=args.thin,
+        min_edge_pixels=args.min_edge_pixels,
+        hed_model=args.hed_model,
+        hed_caffe=args.hed_caffe,
+        hed_threshold=args.hed_threshold,
+        size=args.size,
+        fmt=args.format,
+        overwrite=args.overwrite,
+    )
+    return 0
+
+
+def cmd_data(args) -> int:
+    from pixtrans.download import download_dataset, format_table
+
+    if args.name is None:  # `pixtrans data list`
+        print(format_table())
+        return 0
+    download_dataset(args.name, root=args.root, keep_archive=args.keep_archive)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from pixtrans.evaluation import (
         evaluate_folders,
@@ -414,21 +481,99 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=cmd_bench, official_flags=True)
 
-    p = sub.add_parser("prepare", help="turn a dataset download into our training layouts")
-    p.add_argument("dataset", choices=["cityscapes"])
-    p.add_argument("src", help="the Cityscapes download: holds leftImg8bit/ and gtFine/")
-    p.add_argument("dst", help="output for pix2pixHD: DST/{split}_img, {split}_label, {split}_inst")
-    p.add_argument(
+    p = sub.add_parser("prepare", help="turn downloads and folders of images into training layouts")
+    kinds = p.add_subparsers(dest="task", required=True)
+    q = kinds.add_parser("cityscapes", help="the Cityscapes download -> pix2pixHD (and pix2pix) layouts")
+    q.add_argument("src", help="the Cityscapes download: holds leftImg8bit/ and gtFine/")
+    q.add_argument("dst", help="output for pix2pixHD: DST/{split}_img, {split}_label, {split}_inst")
+    q.add_argument(
         "--splits", nargs="+", default=["train", "val"], help="splits to prepare (default train val)"
     )
-    p.add_argument(
+    q.add_argument(
         "--pix2pix", default=None, metavar="DST2", help="also write pix2pix photo|labels images here"
     )
-    p.add_argument("--pix2pix-size", type=int, default=256, help="side of each half of a pix2pix image")
-    p.add_argument(
+    q.add_argument("--pix2pix-size", type=int, default=256, help="side of each half of a pix2pix image")
+    q.add_argument(
         "--link", action="store_true", help="hard-link files instead of copying (copies across devices)"
     )
-    p.set_defaults(fn=cmd_prepare)
+    q.set_defaults(fn=cmd_prepare)
+
+    def folder_options(q, fn, split: bool = True) -> None:
+        if split:
+            q.add_argument(
+                "--split",
+                default="train",
+                help="output split for inputs without split folders (default train)",
+            )
+        q.add_argument("--format", choices=["png", "jpg"], default="png", help="output format (default png)")
+        q.add_argument("--overwrite", action="store_true", help="replace files already in the output folders")
+        q.set_defaults(fn=fn)
+
+    q = kinds.add_parser("edges", help="photos -> edge map | photo pairs (Canny, or your HED model)")
+    q.add_argument("photos", help="folder of photos (or of split folders of photos)")
+    q.add_argument("out", help="output: OUT/<split>/name.png holding edges | photo")
+    q.add_argument(
+        "--detector", choices=["canny", "hed"], default="canny", help="edge detector (default canny)"
+    )
+    q.add_argument("--sigma", type=float, default=2.0, help="Canny: Gaussian smoothing in pixels (default 2)")
+    q.add_argument("--low", type=float, default=0.1, help="Canny: low hysteresis threshold (default 0.1)")
+    q.add_argument("--high", type=float, default=0.2, help="Canny: high hysteresis threshold (default 0.2)")
+    q.add_argument(
+        "--thin",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="thin edges to 1-pixel lines (default: on for hed, off for canny)",
+    )
+    q.add_argument(
+        "--min-edge-pixels", type=int, default=0, help="remove edge pieces of fewer pixels (default 0 = keep)"
+    )
+    q.add_argument(
+        "--hed-model", default=None, help="HED model file: .onnx (onnxruntime) or TorchScript; implies hed"
+    )
+    q.add_argument(
+        "--hed-caffe", action="store_true", help="HED model takes Caffe input (BGR 0..255 minus mean)"
+    )
+    q.add_argument("--hed-threshold", type=float, default=0.5, help="HED: edge probability threshold")
+    q.add_argument("--size", type=int, default=0, help="resize photos to SIZE x SIZE first (default: keep)")
+    folder_options(q, cmd_prepare_edges)
+
+    q = kinds.add_parser("combine", help="A/ + B/ (same names) -> A|B images, the official combine_A_and_B")
+    q.add_argument("dir_a", help="images of side A (or split folders of them)")
+    q.add_argument("dir_b", help="images of side B with the same names and sizes")
+    q.add_argument("out", help="output: OUT/<split>/name.png holding A | B")
+    folder_options(q, cmd_prepare_combine)
+
+    q = kinds.add_parser("split", help="A|B images -> A/ and B/ halves (the reverse of combine)")
+    q.add_argument("dir_ab", help="folder of A|B images (or of split folders of them)")
+    q.add_argument("dir_a", help="output for the left halves")
+    q.add_argument("dir_b", help="output for the right halves")
+    folder_options(q, cmd_prepare_split, split=False)
+
+    q = kinds.add_parser("cyclegan", help="two folders of images -> trainA/ trainB/ testA/ testB/")
+    q.add_argument("dir_a", help="images of domain A")
+    q.add_argument("dir_b", help="images of domain B")
+    q.add_argument("out", help="output: OUT/trainA, trainB, testA, testB")
+    q.add_argument(
+        "--test-fraction", type=float, default=0.1, help="share of each domain for test (default 0.1)"
+    )
+    q.add_argument("--seed", type=int, default=0, help="changes which files are test files (default 0)")
+    q.add_argument("--min-size", type=int, default=0, help="skip images with a shorter side below this")
+    q.add_argument("--link", action="store_true", help="hard-link files instead of copying")
+    folder_options(q, cmd_prepare_cyclegan, split=False)
+
+    p = sub.add_parser("data", help="list or download the standard pix2pix and CycleGAN datasets")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("list", help="the known datasets with sizes, checksums and licences")
+    q.set_defaults(fn=cmd_data, name=None)
+    q = actions.add_parser("download", help="download and unpack a dataset where its preset looks for it")
+    q.add_argument(
+        "name", help="a name from `pixtrans data list`, e.g. facades (= pix2pix/facades) or cyclegan/maps"
+    )
+    q.add_argument(
+        "--root", default="datasets", help="folder the dataset is unpacked into (default datasets)"
+    )
+    q.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive after unpacking")
+    q.set_defaults(fn=cmd_data)
 
     p = sub.add_parser(
         "evaluate", help="score a model on a split of its dataset, or a folder of fakes against real images"

@@ -1,7 +1,8 @@
 """junyanz/pytorch-CycleGAN-and-pix2pix generators: the pix2pix U-Net and the CycleGAN ResNet.
 
 U-Net   `UnetGenerator` (`*_net_G.pth`: unet_128, unet_256 or any depth; batch, instance or no
-        norm) -> a pix2pix export with "G". Dropout leaves no trace in the weights.
+        norm) -> a pix2pix export with "G" (a colorization export for 1 -> 2 channels: the
+        official colorization model). Dropout leaves no trace in the weights.
 ResNet  `ResnetGenerator` (`*_net_G_A.pth` / `*_net_G_B.pth`, or a pretrained
         `latest_net_G.pth`: resnet_9blocks, resnet_6blocks or any block count; instance, batch
         or no norm; dropout and zero padding show in the key layout). One file gives a CycleGAN
@@ -69,17 +70,16 @@ def convert_unet(file: Checkpoint, companion: Checkpoint | None, options: Option
     }
     io = {"spec": spec, "input_nc": found["input_nc"], "output_nc": found["output_nc"]}
     net = build_official(file, io, "U-Net")
+    data = {"direction": options.direction, "input_nc": io["input_nc"], "output_nc": io["output_nc"]}
+    method = "pix2pix"
+    if (io["input_nc"], io["output_nc"]) == (1, 2):
+        # the official `--model colorization` (L -> ab, its only 1 -> 2 channel model): pixtrans's
+        # colorization method, so the export translates photos to RGB (inference/colorization.py)
+        method = "colorization"
+        data.update(dataset="colorization", direction="AtoB")
     return Conversion(
-        method="pix2pix",
-        config={
-            "method": "pix2pix",
-            "data": {
-                "direction": options.direction,
-                "input_nc": io["input_nc"],
-                "output_nc": io["output_nc"],
-            },
-            "model": {"G": spec},
-        },
+        method=method,
+        config={"method": method, "data": data, "model": {"G": spec}},
         nets={"G": (io, net)},
         files=file.path,
         notes={"dropout_assumed": options.dropout is None},

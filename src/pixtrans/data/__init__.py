@@ -1,7 +1,8 @@
 """Datasets, image I/O and the preprocess transforms. Importing registers "paired", "unpaired",
-"synthetic" and "labelmap"."""
+"synthetic", "labelmap" and "colorization"."""
 
 from pixtrans.data.build import build_dataset, dataset_kwargs
+from pixtrans.data.colorization import ColorizationDataset
 from pixtrans.data.io import (
     IMAGE_EXTENSIONS,
     image_info,
@@ -25,6 +26,7 @@ from pixtrans.data.transforms import PREPROCESS_MODES, apply_params, output_size
 from pixtrans.data.unpaired import UnpairedDataset
 
 __all__ = [
+    "ColorizationDataset",
     "IMAGE_EXTENSIONS",
     "PREPROCESS_MODES",
     "LabelInput",

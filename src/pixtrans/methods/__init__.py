@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pixtrans.artifacts.exports import write_export
-from pixtrans.methods import cyclegan, pix2pix, pix2pixhd  # noqa: F401 - registers the methods
+from pixtrans.methods import colorization, cyclegan, pix2pix, pix2pixhd  # noqa: F401 - registers the methods
 from pixtrans.methods.base import Method
 from pixtrans.registry import METHODS
 

@@ -95,6 +95,12 @@ class Method(nn.Module):
         """Columns for the sample grid, e.g. {"input": ..., "output": ..., "target": ...}."""
         raise NotImplementedError
 
+    def scored_pair(
+        self, cols: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(generated, real) images that held-out metrics compare, from `visuals(batch)`."""
+        return cols.get("output", cols.get("fake_b")), batch["real_b"]
+
     def translator_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """What the first exported net reads for this batch (benchmarks time it on this)."""
         return batch["real_a"]

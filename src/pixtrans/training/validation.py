@@ -58,8 +58,8 @@ class TrainingEvaluator:
         for batch in batches_of_one_size(self.items, 8):
             batch = self.trainer.to_device(batch)
             cols = method.visuals(batch)
-            fake = cols.get("output", cols.get("fake_b"))
-            for y, x in zip(fake, batch["real_b"], strict=True):
+            fake, real = method.scored_pair(cols, batch)
+            for y, x in zip(fake, real, strict=True):
                 write_image(y.float().cpu(), fake_dir / f"{i:05d}.png")
                 write_if_changed(x.float().cpu(), real_dir / f"{i:05d}.png")
                 i += 1
