@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pixtrans import PixtransError
-from pixtrans.data.io import image_info, load_array
+from pixtrans.data.io import load_array, open_image
 
 # name sniffed from the first bytes -> file suffix the decoders dispatch on
 _SIGNATURES = (
@@ -89,10 +89,7 @@ class Decoder:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            try:
-                w, h, _, _ = image_info(name)  # the header only
-            except PixtransError as e:
-                raise UploadError(400, f"{field}: {_strip_path(str(e), name)}") from None
+            w, h = _header_size(name, suffix, field)
             if w * h > self.limits.max_pixels:
                 raise UploadError(
                     413,
@@ -135,9 +132,38 @@ class Decoder:
         return arr[:, :, 0].astype(np.int64)
 
 
+def _header_size(path: str, suffix: str, field: str) -> tuple[int, int]:
+    """(width, height) from the file's header alone: no pixel is decoded before the size is known."""
+    try:
+        if suffix == ".npy":
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, _ = read(f)
+            if len(shape) not in (2, 3):
+                raise UploadError(422, f"{field}: .npy arrays must be HxW or HxWxC, got shape {shape}")
+            return int(shape[1]), int(shape[0])
+        # the server's own pixel limit applies below, so data.io's global one is lifted here
+        # (EXIF rotation leaves the pixel count alone, and reading EXIF may decode a PNG)
+        with open_image(path, path, limit=1 << 62) as im:
+            return im.size
+    except UploadError:
+        raise
+    except PixtransError as e:
+        raise UploadError(400, f"{field}: {_strip_path(str(e), path)}") from None
+    except Exception as e:  # noqa: BLE001 - whatever a header parser throws
+        raise UploadError(400, f"{field}: not a readable image ({' '.join(str(e).split())[:160]})") from None
+
+
 def _strip_path(message: str, path: str) -> str:
     """Messages from data.io name the file; the server's temporary name means nothing to a user."""
-    return message.replace(f"image '{path}': ", "").replace(f"'{path}'", "the upload")
+    for prefix in (f"cannot read image '{path}': ", f"image '{path}' "):
+        message = message.replace(prefix, "")
+    return message.replace(f"'{path}'", "the upload").replace(path, "the upload")
 
 
 def check_label_map(label: np.ndarray, classes: int, dontcare: bool, field: str = "label") -> None:
