@@ -491,7 +491,7 @@ function newMap(h, w) {
 function resetHdCanvas() {
   const c = $("hd-canvas");
   c.width = hd.w; c.height = hd.h;
-  fitCanvas(c, 440, 360);
+  fitCanvas(c, 400, 330);
   const out = $("hd-out");
   out.style.width = c.style.width; out.style.height = c.style.height;
   hd.ctx = c.getContext("2d");
