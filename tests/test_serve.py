@@ -497,3 +497,42 @@ def test_cli_serve_bad_arguments(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["serve", str(tmp_path), "--queue-size", "0"]) == 2
     assert "--queue-size" in capsys.readouterr().err
+
+
+def test_demo_serves_an_existing_export_without_training(tiny_models, tmp_path, capsys):  # noqa: F811
+    import shutil
+
+    from pixtrans.serve import demo_model
+
+    run = tmp_path / "demo"
+    shutil.copytree(tiny_models["pix2pix"], run / "export")
+    assert demo_model(run) == run / "export"
+    assert "demo: serving" in capsys.readouterr().out
+    assert not (run / "checkpoints").exists()  # nothing trained
+
+
+@pytest.mark.parametrize(
+    "data, kind, dataset",
+    [
+        ({"dataset": "paired", "root": "datasets/facades", "direction": "BtoA"}, "labels", "facades"),
+        ({"dataset": "paired", "root": "datasets/facades", "direction": "AtoB"}, "image", None),
+        (
+            {"dataset": "paired", "root": "datasets/cityscapes_p2p", "direction": "BtoA"},
+            "labels",
+            "cityscapes",
+        ),
+        ({"dataset": "paired", "root": "datasets/edges2shoes", "direction": "AtoB"}, "edges", None),
+        ({"dataset": "synthetic", "root": "", "direction": "BtoA"}, "labels", "demo"),
+        ({"dataset": "labelmap", "root": "x", "label_nc": 35}, "labels", "cityscapes"),
+        ({"dataset": "labelmap", "root": "x", "label_nc": 5}, "labels", ""),
+        ({"dataset": "unpaired", "root": "datasets/horse2zebra"}, "image", None),
+    ],
+)
+def test_palette_follows_the_dataset_and_direction(data, kind, dataset):
+    from pixtrans.data.palettes import palette_for_config
+
+    palette = palette_for_config({"data": data})
+    assert palette["kind"] == kind and palette.get("dataset") == dataset
+    if dataset == "facades":
+        assert [c["name"] for c in palette["classes"]][:3] == ["background", "facade", "window"]
+        assert len(palette["classes"]) == 12
