@@ -536,3 +536,10 @@ def test_palette_follows_the_dataset_and_direction(data, kind, dataset):
     if dataset == "facades":
         assert [c["name"] for c in palette["classes"]][:3] == ["background", "facade", "window"]
         assert len(palette["classes"]) == 12
+
+
+def test_api_page_without_fastapi_offline(models, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fastapi_offline", None)  # import fails as if not installed
+    with LiveServer(create_app(models)) as srv:
+        page = httpx.get(f"{srv.url}/docs")
+        assert page.status_code == 200 and "/openapi.json" in page.text and "swagger-ui-bundle" not in page.text

@@ -255,9 +255,7 @@ def test_pix2pixhd_select_an_object_and_change_its_style(browser, server, tiny_m
     click_at(d, "hd-canvas", xs.mean(), ys.mean())
     click(d, "#hd-clusters button[data-cluster='1']")
     wait_new_output(d, "hd-out", v)
-    d.execute_script(
-        "const s = document.getElementById('status'); s.textContent = ''; s.className = '';"
-    )
+    d.execute_script("const s = document.getElementById('status'); s.textContent = ''; s.className = '';")
     d.save_screenshot(str(DOCS / "serve_pix2pixhd.png"))
 
 
@@ -281,3 +279,14 @@ def test_pix2pixhd_editor_at_512x1024(browser, server):
     wait_new_output(d, "hd-out", v)
     assert d.execute_script("return document.getElementById('hd-out').naturalWidth;") == 1024
     print(f"512x1024 edit to new output: {time.monotonic() - t0:.2f} s")
+
+
+def test_api_page_renders_offline(browser, server):
+    d = browser
+    d.get(f"{server.url}/docs")
+    wait_for(d, "document.querySelectorAll('.opblock').length >= 4")
+    text = d.find_element("css selector", ".swagger-ui").text
+    assert "/translate/{model}" in text and "/health" in text
+    # every resource the page loaded came from this server
+    urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name);")
+    assert urls and all(u.startswith(server.url) for u in urls), urls
