@@ -73,8 +73,17 @@ def serve(
     limits: Limits | None = None,
     log_level: str = "warning",
 ) -> None:
+    import socket
+
     import uvicorn
 
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:  # before loading anything: a busy port is the commonest start-up failure
+            probe.bind((host, port))
+        except OSError as e:
+            raise PixtransError(
+                f"cannot listen on {host}:{port} ({e.strerror}); choose another port with --port"
+            ) from None
     models = load_models(paths, device=device)
     app = create_app(models, limits=limits)
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
