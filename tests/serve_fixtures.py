@@ -53,10 +53,19 @@ def make_city(root: Path, n_train: int = 4, n_test: int = 2) -> Path:
     return root
 
 
+_BUILT: dict[str, dict[str, Path]] = {}
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """method -> export folder of a model trained for a few steps (seconds on a CPU)."""
-    base = tmp_path_factory.mktemp("serve_models")
+    """method -> export folder of a model trained for a few steps (seconds on a CPU). Built once
+    per session: both test modules import this fixture, which pytest would otherwise run twice."""
+    if "models" not in _BUILT:
+        _BUILT["models"] = _train_tiny_models(tmp_path_factory.mktemp("serve_models"))
+    return _BUILT["models"]
+
+
+def _train_tiny_models(base: Path) -> dict[str, Path]:
     pix = base / "demo"
     fit(load_config("pix2pix/demo", tiny_overrides(pix, base / "synth", **{"train.max_steps": 4})))
     cyc = base / "cyclegan"
