@@ -244,6 +244,18 @@ def test_pix2pixhd_select_an_object_and_change_its_style(browser, server, tiny_m
     click_at(d, "hd-canvas", 58, 10)
     wait_for(d, f"!Array.from(hd.inst).includes({new_id})")
     v = wait_new_output(d, "hd-out", v)
+    # styles taken from a real photo (the example's own), through the encoder
+    import httpx
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(httpx.get(f"{server.url}/models/city/examples/0/photo.png").content)
+    clustered = image_digest(d, "hd-out")
+    d.find_element("id", "hd-photo").send_keys(str(photo))
+    v = wait_new_output(d, "hd-out", v)
+    assert image_digest(d, "hd-out") != clustered
+    assert d.find_element("id", "hd-photo-clear").is_displayed()
+    click(d, "#hd-photo-clear")
+    v = wait_new_output(d, "hd-out", v)
     # a bad upload shows the server's one-line message
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
