@@ -552,3 +552,24 @@ def test_api_page_without_fastapi_offline(models, monkeypatch):
         page = httpx.get(f"{srv.url}/docs")
         assert page.status_code == 200 and "/openapi.json" in page.text
         assert "swagger-ui-bundle" not in page.text
+
+
+def test_demo_trains_the_demo_preset_when_there_is_no_model(tmp_path, monkeypatch, capsys, synth_root):
+    from conftest import tiny_overrides
+
+    import pixtrans.config as config
+    from pixtrans.serve import DEMO_PRESET, demo_model
+
+    run = tmp_path / "demo"
+    real = config.load_config
+    presets = []
+
+    def tiny(preset, overrides):  # the demo preset, shrunk to a few steps for the test
+        presets.append(preset)
+        return real(preset, [*overrides, *tiny_overrides(run, synth_root, **{"train.max_steps": 2})])
+
+    monkeypatch.setattr(config, "load_config", tiny)
+    export = demo_model(run)
+    assert presets == [DEMO_PRESET] and export == run / "export" and (export / "config.json").is_file()
+    assert "training the built-in demo" in capsys.readouterr().out
+    assert load_models([export])["demo"].describe()["page"] == "draw"
