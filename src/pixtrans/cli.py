@@ -11,6 +11,7 @@ pixtrans prepare edges|combine|split|cyclegan folders of images -> edges|photo, 
 pixtrans data list | download NAME           the standard pix2pix / CycleGAN datasets
 pixtrans evaluate MODEL | --real D --fake D   PSNR/SSIM/L1/LPIPS/FID/KID of a model or two folders
 pixtrans presets                              list the built-in configs
+pixtrans serve RUN_OR_EXPORT... | --demo      web page + REST API: draw, upload, edit labels
 
 Commands import only what they need, when they run.
 """
@@ -356,6 +357,35 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        from pixtrans.serve import Limits, demo_model, serve
+    except ImportError as e:
+        raise PixtransError(
+            f"pixtrans serve needs FastAPI and uvicorn ({e}): pip install 'pixtrans[serve]'"
+        ) from None
+
+    models = list(args.models)
+    if args.demo:
+        models.insert(0, str(demo_model(args.demo_run)))
+    if not models:
+        raise PixtransError("nothing to serve: give run folders or exports (RUN_OR_EXPORT ...), or --demo")
+    for name, value in (("--port", args.port), ("--queue-size", args.queue_size)):
+        if value < (0 if name == "--port" else 1):
+            raise PixtransError(f"{name} must be {'>= 0' if name == '--port' else '>= 1'}, got {value}")
+    if args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.timeout <= 0:
+        raise PixtransError("--max-upload-mb, --max-pixels and --timeout must be positive")
+    limits = Limits(
+        max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
+        max_pixels=args.max_pixels,
+        queue_size=args.queue_size,
+        timeout_s=args.timeout,
+        max_batch=args.max_batch,
+    )
+    serve(models, host=args.host, port=args.port, device=args.device, limits=limits)
+    return 0
+
+
 def cmd_presets(args) -> int:
     from pixtrans.config import PRESET_DIR
 
@@ -618,6 +648,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="images per batch (translation, Inception)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("serve", help="web page + REST API for models: draw, upload, edit labels and styles")
+    p.add_argument("models", nargs="*", metavar="RUN_OR_EXPORT", help="run folders, exports or checkpoints")
+    p.add_argument(
+        "--demo", action="store_true", help="serve runs/demo (training the built-in demo first if missing)"
+    )
+    p.add_argument("--demo-run", default="runs/demo", help="the demo's run folder (default runs/demo)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest file a request may upload")
+    p.add_argument("--max-pixels", type=int, default=2048 * 2048, help="largest image, from its header")
+    p.add_argument("--queue-size", type=int, default=16, help="waiting requests per model; more answer 503")
+    p.add_argument("--max-batch", type=int, default=8, help="requests that arrive together run as one batch")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds before a request answers 504")
+    p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("presets", help="list built-in configs")
     p.set_defaults(fn=cmd_presets)

@@ -34,6 +34,7 @@ from torch import nn
 import pixtrans
 from pixtrans import PixtransError
 from pixtrans.artifacts.model_card import write_card
+from pixtrans.data.palettes import palette_for_config
 from pixtrans.fsutil import atomic_write_text, atomic_write_with, fsync_dir
 from pixtrans.nets import build_generator, spec_defaults
 from pixtrans.registry import GENERATORS
@@ -177,6 +178,8 @@ def write_export(
         "step": step,
         "source": dict(source) if source else None,
         "generators": entries,
+        # what the input looks like (label classes and colours, edges, photos), for drawing pages
+        "palette": palette_for_config(config),
         "config": config,
     }
 
