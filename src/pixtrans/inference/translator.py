@@ -46,7 +46,7 @@ from pixtrans.data.io import (
     to_tensor,
     write_image,
 )
-from pixtrans.inference.loading import ModelSource, open_model, save_export
+from pixtrans.inference.loading import ModelSource, load_backend_net, open_model, save_export
 from pixtrans.inference.padding import pad_to_multiple
 from pixtrans.nets.modes import paper_mode
 from pixtrans.registry import TRANSLATORS
@@ -186,30 +186,40 @@ class Translator:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, device: str | torch.device = "cpu", generator: str | None = None
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        generator: str | None = None,
+        backend: str = "torch",
     ) -> Any:
         """Load from an export folder, a run folder or a training checkpoint file (open_model).
 
         Returns the translator the model's method declares (registry.TRANSLATORS): a Translator
         for image-to-image models, a LabelTranslator for pix2pixHD. `generator` picks one of
         several generators (CycleGAN: "G_ab" or "G_ba"; with one, or with "G", it may be left
-        out) and always gives a plain image Translator over that net.
+        out) and always gives a plain image Translator over that net. `backend`: "torch", or
+        "onnxruntime" / "onnxruntime-int8" to run the export's ONNX models (deploy/ort_backend.py;
+        eval mode only), with the same padding, cropping and outputs.
         """
         path = Path(path)
         if generator is None and path.is_file() and path.suffix == ".safetensors":
             generator = path.stem
         source = open_model(path)
         kind = source.method.translator if generator is None else "image"
-        return TRANSLATORS.get(kind).from_source(source, device=device, generator=generator)
+        return TRANSLATORS.get(kind).from_source(source, device=device, generator=generator, backend=backend)
 
     @classmethod
     def from_source(
-        cls, source: ModelSource, device: str | torch.device = "cpu", generator: str | None = None
+        cls,
+        source: ModelSource,
+        device: str | torch.device = "cpu",
+        generator: str | None = None,
+        backend: str = "torch",
     ) -> Translator:
         name = _pick_generator(source.names, generator, source.path)
         io = source.io(name)
         return cls(
-            source.load_net(name),
+            load_backend_net(source, name, backend, device),
             input_nc=io["input_nc"],
             output_nc=io["output_nc"],
             size_multiple=io.get("size_multiple"),
