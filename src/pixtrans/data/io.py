@@ -432,29 +432,60 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 # Writing
 
 
-def write_image(tensor: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
+def write_image(tensor: torch.Tensor, path: str | os.PathLike, quality: int = 95, bits: int = 8) -> Path:
     """Write a [C,H,W] (or [H,W]) tensor in [-1,1]; returns the path actually written.
 
-    1, 3, 4 channels -> PNG/JPEG by extension (JPEG has no alpha: a 4th channel is dropped);
+    1, 3, 4 channels -> PNG/JPEG/TIFF by extension (JPEG has no alpha: a 4th channel is dropped);
     any other channel count -> float32 HxWxC in [0,1] as `path` with suffix .npy.
+    bits=16 (16-bit input in, 16-bit out): see `write_array`.
     """
-    path = Path(path)
     t = tensor.detach().float().cpu()
     if t.ndim == 2:
         t = t[None]
     if t.ndim != 3:
         raise ValueError(f"write_image expects [C,H,W], got shape {tuple(tensor.shape)}")
-    t = ((t + 1.0) * 0.5).clamp_(0.0, 1.0)
+    t = ((t + 1.0) * 0.5).clamp_(0.0, 1.0).permute(1, 2, 0)
+    if t.shape[2] not in (1, 3, 4):
+        return write_array(t.numpy().astype(np.float32), path)
+    if bits not in (8, 16):
+        raise ValueError(f"write_image writes 8 or 16 bits, got {bits}")
+    dtype = torch.uint16 if bits == 16 else torch.uint8
+    arr = t.mul((1 << bits) - 1).round_().to(torch.int32).to(dtype).numpy()
+    return write_array(arr, path, quality=quality)
+
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def write_array(arr: np.ndarray, path: str | os.PathLike, quality: int = 95) -> Path:
+    """Write an HxW or HxWxC uint8 / uint16 / float32-in-[0,1] array; returns the path written.
+
+    uint8: PNG/JPEG/TIFF... by extension. uint16 keeps 16 bits: 1 channel as a 16-bit PNG (or
+    TIFF); colour as a 16-bit TIFF (tifffile): Pillow cannot write 16-bit colour PNGs, so a .png
+    path becomes .tif. Float, or a channel count images cannot hold: .npy.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    c = t.shape[0]
-    if c not in (1, 3, 4):
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    c = arr.shape[2]
+    if arr.dtype.kind == "f" or c not in (1, 3, 4):
         path = path.with_suffix(".npy")
-        np.save(path, t.permute(1, 2, 0).numpy().astype(np.float32))
+        np.save(path, arr.astype(np.float32))
+        return path
+    tiff = path.suffix.lower() in TIFF_SUFFIXES
+    if arr.dtype == np.uint16:
+        if c == 1 and not tiff:
+            Image.fromarray(arr[:, :, 0]).save(path.with_suffix(".png"))  # mode I;16
+            return path.with_suffix(".png")
+        import tifffile
+
+        path = path if tiff else path.with_suffix(".tif")
+        tifffile.imwrite(path, arr[:, :, 0] if c == 1 else arr, photometric="minisblack" if c == 1 else "rgb")
         return path
     jpeg = path.suffix.lower() in (".jpg", ".jpeg")
     if jpeg and c == 4:
-        t = t[:3]
-    arr = t.mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+        arr = arr[:, :, :3]
     im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     if jpeg:
         im.save(path, quality=quality)
