@@ -259,6 +259,14 @@ def _load_tiff_fallback(path, err: BaseException) -> np.ndarray:
     return arr
 
 
+def _tiff16_colour(im: Image.Image) -> bool:
+    if im.format != "TIFF" or im.mode not in ("RGB", "RGBA"):
+        return False
+    bits = getattr(im, "tag_v2", {}).get(258)  # BitsPerSample, one value per channel
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return any(b == 16 for b in bits if isinstance(b, int))
+
+
 def load_array(path: str | os.PathLike) -> np.ndarray:
     """Decode a whole file to HxWxC numpy: uint8, uint16, or float32 in [0,1].
 
@@ -283,6 +291,8 @@ def load_array(path: str | os.PathLike) -> np.ndarray:
         else:
             try:
                 with open_image(io.BytesIO(data), path) as im:
+                    if _tiff16_colour(im):  # PIL reads these as 8-bit RGB(A); tifffile keeps 16 bits
+                        return _load_tiff_fallback(path, ValueError("16-bit colour TIFF"))
                     im.load()  # full decode: truncated / corrupt data fails here, not mid-training
                     # phone photos store their rotation in EXIF: use the pixels as a viewer shows them
                     arr = _from_pil(ImageOps.exif_transpose(im), path)
