@@ -467,6 +467,16 @@ def write_image(tensor: torch.Tensor, path: str | os.PathLike, quality: int = 95
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
+def written_path(path: str | os.PathLike, dtype: np.dtype, channels: int) -> Path:
+    """Where write_array puts an array of this dtype and channel count asked to go to `path`."""
+    path = Path(path)
+    if np.dtype(dtype).kind == "f" or channels not in (1, 3, 4):
+        return path.with_suffix(".npy")
+    if np.dtype(dtype) == np.uint16 and path.suffix.lower() not in TIFF_SUFFIXES:
+        return path.with_suffix(".png" if channels == 1 else ".tif")
+    return path
+
+
 def write_array(arr: np.ndarray, path: str | os.PathLike, quality: int = 95) -> Path:
     """Write an HxW or HxWxC uint8 / uint16 / float32-in-[0,1] array; returns the path written.
 
@@ -474,23 +484,20 @@ def write_array(arr: np.ndarray, path: str | os.PathLike, quality: int = 95) -> 
     TIFF); colour as a 16-bit TIFF (tifffile): Pillow cannot write 16-bit colour PNGs, so a .png
     path becomes .tif. Float, or a channel count images cannot hold: .npy.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     c = arr.shape[2]
-    if arr.dtype.kind == "f" or c not in (1, 3, 4):
-        path = path.with_suffix(".npy")
+    path = written_path(path, arr.dtype, c)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npy":
         np.save(path, arr.astype(np.float32))
         return path
-    tiff = path.suffix.lower() in TIFF_SUFFIXES
     if arr.dtype == np.uint16:
-        if c == 1 and not tiff:
-            Image.fromarray(arr[:, :, 0]).save(path.with_suffix(".png"))  # mode I;16
-            return path.with_suffix(".png")
+        if path.suffix.lower() not in TIFF_SUFFIXES:
+            Image.fromarray(arr[:, :, 0]).save(path)  # one channel: a 16-bit PNG (mode I;16)
+            return path
         import tifffile
 
-        path = path if tiff else path.with_suffix(".tif")
         tifffile.imwrite(path, arr[:, :, 0] if c == 1 else arr, photometric="minisblack" if c == 1 else "rgb")
         return path
     jpeg = path.suffix.lower() in (".jpg", ".jpeg")

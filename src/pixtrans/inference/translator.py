@@ -45,6 +45,7 @@ from pixtrans.data.io import (
     to_tensor,
     write_array,
     write_image,
+    written_path,
 )
 from pixtrans.inference.loading import ModelSource, load_backend_net, open_model, save_export
 from pixtrans.inference.padding import pad_to_multiple
@@ -400,10 +401,22 @@ class Translator:
         bar = tqdm(total=len(jobs), unit="img", disable=not progress, desc=f"translate ({mode})")
         pending: list[tuple[Path, torch.Tensor, int]] = []
 
+        sources = {src.resolve() for src, _ in jobs}
+
+        def check_dst(dst: Path, dtype, channels: int) -> Path:
+            # a 16-bit colour output becomes .tif (data.io.write_array): never onto an input
+            final = written_path(dst, dtype, channels)
+            if final.resolve() in sources:
+                raise PixtransError(
+                    f"output '{final}' would overwrite an input; choose another output folder"
+                )
+            return dst
+
         if tile is not None:
             try:
                 for src, dst in jobs:
-                    written.append(write_array(self.translate_tiled(src, tile=tile, overlap=overlap), dst))
+                    y = self.translate_tiled(src, tile=tile, overlap=overlap)
+                    written.append(write_array(y, check_dst(dst, y.dtype, y.shape[2])))
                     bar.update(1)
             finally:
                 bar.close()
@@ -412,6 +425,7 @@ class Translator:
         def flush() -> None:
             ys = self._translate_list([x for _, x, _ in pending], mode, seed, batch_size)
             for (dst, _, bits), y in zip(pending, ys, strict=True):
+                check_dst(dst, np.uint16 if bits == 16 else np.uint8, y.shape[0])
                 written.append(write_image(y, dst, bits=bits))
             bar.update(len(pending))
             pending.clear()
@@ -443,10 +457,19 @@ class Translator:
     ) -> Path:
         """One image file -> `dst` (16-bit in, 16-bit out; see translate_paths); the path written."""
         self._check_mode(mode, 1)
+
+        def check(dtype, channels: int) -> None:
+            final = written_path(dst, dtype, channels)  # 16-bit colour: .tif, whatever dst says
+            if final.resolve() == Path(src).resolve():
+                raise PixtransError(f"output '{final}' would overwrite the input; choose another name")
+
         if tile is not None:
-            return write_array(self.translate_tiled(src, tile=tile, overlap=overlap, mode=mode), dst)
+            y = self.translate_tiled(src, tile=tile, overlap=overlap, mode=mode)
+            check(y.dtype, y.shape[2])
+            return write_array(y, dst)
         x, bits = self._read(Path(src))
         (y,) = self._translate_list([x], mode, seed, 1)
+        check(np.uint16 if bits == 16 else np.uint8, y.shape[0])
         return write_image(y, dst, bits=bits)
 
     def translate_tiled(
