@@ -286,3 +286,29 @@ def test_sixteen_bit_files_translate_to_sixteen_bit_files(tmp_path):
     want = Translator.from_pretrained(colour_out)(colour, mode="eval")
     assert written.dtype == np.uint16 and np.abs(written.astype(np.int64) - want.astype(np.int64)).max() <= 1
     assert np.asarray(Image.open(tmp_path / "c_out" / "eight.png")).dtype == np.uint8  # 8-bit stays 8-bit
+
+
+def test_pix2pixhd_run_exports_and_quantizes_g_and_e_on_its_label_maps(tmp_path):
+    """The labelmap route: calibration inputs are encoded label maps (+ the encoder's features
+    of the photo) from the run's dataset; E is calibrated on photos."""
+    from test_pix2pixhd import SAMPLE, tiny_hd
+
+    from pixtrans.cli import main
+    from pixtrans.config import load_config
+    from pixtrans.training.loop import fit
+
+    if not SAMPLE.is_dir():
+        pytest.skip(f"{SAMPLE} not found")
+    run = tmp_path / "hd"
+    fit(load_config("pix2pixhd/cityscapes_sample", tiny_hd(run, **{"train.max_steps": 2})))
+    assert main(["export", str(run), "--onnx", "--int8", "--calibration", "2"]) == 0
+    gens = json.loads((run / "export" / "config.json").read_text())["generators"]
+    assert set(gens) == {"G", "E"}
+    for name in ("G", "E"):
+        assert gens[name]["onnx"]["max_abs_diff_vs_torch"] < 1e-4
+        assert np.isfinite(gens[name]["int8"]["psnr_db"])
+    assert gens["E"]["int8"]["host_step"] == "instance_mean"
+    t = Translator.from_pretrained(run, backend="onnxruntime-int8")
+    label = torch.randint(0, 35, (1, 1, 32, 64))
+    y = t.translate_tensor(label, label * 1000, seed=0)
+    assert y.shape == (1, 3, 32, 64) and torch.isfinite(y).all()

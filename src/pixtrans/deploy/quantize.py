@@ -20,6 +20,7 @@ translate the split with --backend onnxruntime-int8 and run `pixtrans evaluate -
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 import warnings
@@ -129,6 +130,10 @@ def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None
 
     reader = Reader()
     prepared = int8.with_suffix(".pre.onnx")
+    # the quantizer logs a root-logger warning per InstanceNorm constant it leaves in float
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
     try:
         # shape inference + graph cleanup, as ONNX Runtime advises before static quantization
         q.shape_inference.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
@@ -143,6 +148,7 @@ def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None
             calibrate_method=q.CalibrationMethod.MinMax,
         )
     finally:
+        root.setLevel(level)
         prepared.unlink(missing_ok=True)
 
 
