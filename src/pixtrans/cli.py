@@ -199,8 +199,14 @@ def cmd_export(args) -> int:
     run = Path(args.run)
     if args.int8 and not args.onnx:
         raise PixtransError("--int8 quantizes the ONNX model: use it with --onnx")
-    if (run / "config.json").is_file() and args.onnx and not args.out:
-        out = run  # an export folder already (e.g. converted): add the ONNX models to it
+    current = None
+    if args.onnx and not args.out:
+        from pixtrans.inference.loading import open_model
+
+        source = open_model(run)  # an export folder, or a run whose export is current
+        current = Path(source.path) if source.kind == "export" else None
+    if current is not None:
+        out = current  # add the ONNX models to it; its weights, clusters and card stay as they are
     else:
         out = Path(args.out) if args.out else RunFolder.of(run).export
         export_from_checkpoint(run, out)
