@@ -90,7 +90,12 @@ def test_paper_mode_and_bad_tile_settings_are_refused():
         t.translate_tiled(img, tile=32, overlap=16)
     with pytest.raises(PixtransError, match="tile must be > 0"):
         check_tiling(0, 0, 4)
-    assert check_tiling(30, 5, 4) == (32, 8)  # rounded up to the stride
+    assert check_tiling(30, 5, 4) == (32, 8, 4)  # rounded up to the stride
+    # the U-Net's stride (256) is wider than the overlap: starts on multiples of 64, not 256
+    assert check_tiling(512, 64, 256) == (512, 64, 64)
+    unet = build_generator({"name": "unet", "num_downs": 8, "ngf": 2}, 3, 3)
+    y = Translator(unet, input_nc=3, output_nc=3).translate_tiled(img, tile=512, overlap=64)
+    assert y.shape == (40, 40, 3) and y.dtype == np.uint8
 
 
 def test_uint8_and_uint16_keep_their_depth():

@@ -4,8 +4,9 @@
 
 The image is padded to the generator's multiple exactly as a whole-image translation pads it
 (centred; reflect, replicate where the pad is wider than the image), cut into tiles of `tile`
-pixels whose starts are multiples of `size_multiple` (so every tile sees the same pixel grid as
-the whole image: strided convs are shift-equivariant only for shifts by their stride), each tile
+pixels whose starts are multiples of `size_multiple` where the overlap allows (so every tile sees
+the same pixel grid as the whole image: strided convs are shift-equivariant only for shifts by
+their stride; see tile_alignment for strides wider than the overlap), each tile
 is translated alone, and the results are blended with a separable window normalised by the
 summed weights:
 
@@ -50,18 +51,31 @@ def check_tile_mode(mode: str) -> None:
         )
 
 
-def check_tiling(tile: int, overlap: int, size_multiple: int) -> tuple[int, int]:
-    """`tile` and `overlap` rounded up to multiples of the net's stride; checked."""
+def tile_alignment(overlap: int, size_multiple: int) -> int:
+    """The step tile starts are multiples of: the net's stride when the overlap can hold it, else
+    the largest divisor of the stride that fits the overlap (the U-Net's stride is 256: with a
+    64-pixel overlap tiles start on multiples of 64; its receptive field spans the whole tile
+    anyway, so no alignment could make tiles exact there)."""
+    m = max(int(size_multiple), 1)
+    if overlap <= 0 or m <= overlap:
+        return m
+    return max(d for d in range(1, overlap + 1) if m % d == 0)
+
+
+def check_tiling(tile: int, overlap: int, size_multiple: int) -> tuple[int, int, int]:
+    """(tile rounded up to the stride, overlap rounded up to the start alignment, the alignment)."""
     m = max(int(size_multiple), 1)
     if tile <= 0 or overlap < 0:
         raise PixtransError(f"--tile must be > 0 and --overlap >= 0, got tile {tile}, overlap {overlap}")
-    tile_r, overlap_r = -(-tile // m) * m, -(-overlap // m) * m
+    align = tile_alignment(overlap, m)
+    tile_r, overlap_r = -(-tile // m) * m, -(-overlap // align) * align
     if 2 * overlap_r >= tile_r:
         raise PixtransError(
-            f"--overlap {overlap} must be less than half of --tile {tile} (after rounding both to the "
-            f"generator's multiple {m}: {overlap_r} and {tile_r}); use a larger tile or a smaller overlap"
+            f"--overlap {overlap} must be less than half of --tile {tile} (after rounding: overlap "
+            f"{overlap_r}, tile {tile_r}, a multiple of the generator's {m}); use a larger tile or a "
+            "smaller overlap"
         )
-    return tile_r, overlap_r
+    return tile_r, overlap_r, align
 
 
 def tile_starts(total: int, tile: int, overlap: int, multiple: int) -> list[int]:
@@ -147,14 +161,14 @@ def translate_tiled(
 ) -> np.ndarray:
     """HxWxC image (uint8, uint16 or float in [0,1]; the channels the net reads) -> HxWxC'
     translation of `out_dtype` (default: the input's), computed tile by tile (module docstring)."""
-    tile, overlap = check_tiling(tile, overlap, size_multiple)
+    tile, overlap, align = check_tiling(tile, overlap, size_multiple)
     m = max(int(size_multiple), 1)
     out_dtype = np.dtype(out_dtype or image.dtype)
     h, w = image.shape[:2]
     padded, (top, left) = pad_array(image if image.ndim == 3 else image[:, :, None], m)
     hp, wp = padded.shape[:2]
     tile_h, tile_w = min(tile, hp), min(tile, wp)
-    rows, cols = tile_starts(hp, tile_h, overlap, m), tile_starts(wp, tile_w, overlap, m)
+    rows, cols = tile_starts(hp, tile_h, overlap, align), tile_starts(wp, tile_w, overlap, align)
     col_weights = [window_1d(x0, tile_w, wp, overlap) for x0 in cols]
     out = np.empty((h, w, output_nc), dtype=out_dtype)
 
