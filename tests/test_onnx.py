@@ -4,6 +4,7 @@ report, 16-bit in -> 16-bit out, and the error when the extra is not installed."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
@@ -14,14 +15,16 @@ from PIL import Image
 
 from pixtrans import PixtransError
 from pixtrans.config import Config
+from pixtrans.deploy import onnx_export
+from pixtrans.deploy.onnx_export import FORBIDDEN_OPS, check_graph, export_onnx, op_types
 from pixtrans.inference import Translator, export_generators
+from pixtrans.nets import build_generator
 
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
-from pixtrans.deploy import onnx_export  # noqa: E402
-from pixtrans.deploy.onnx_export import FORBIDDEN_OPS, check_graph, export_onnx, op_types  # noqa: E402
-from pixtrans.nets import build_generator  # noqa: E402
+# the [onnx] extra (CI installs it with [test]); only the missing-package test runs without it
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason='needs pip install "pixtrans[onnx]"',
+)
 
 UNET = {"name": "unet", "num_downs": 6, "ngf": 4, "norm": "batch", "dropout": True}
 RESNET = {"name": "resnet", "ngf": 4, "n_blocks": 2, "norm": "instance"}
@@ -70,6 +73,7 @@ def _hd_export(tmp_path, g_spec, with_encoder=True):
 SIZES = [(64, 64), (70, 100)]  # one square, one non-square (and not a multiple: padded)
 
 
+@needs_onnx
 @pytest.mark.parametrize("spec", [UNET, RESNET], ids=["unet", "resnet"])
 def test_image_generators_match_torch_eval_on_two_sizes(tmp_path, spec):
     out, _ = _image_export(tmp_path, spec)
@@ -87,6 +91,7 @@ def test_image_generators_match_torch_eval_on_two_sizes(tmp_path, spec):
         assert (got - want).abs().max().item() < 1e-4
 
 
+@needs_onnx
 def test_small_maps_would_take_the_gemm_path_without_the_switch():
     """The U-Net's inner levels run unfold + matmul on the CPU (nets/conv.py); the export must
     not see that path, and a graph holding it is refused."""
@@ -112,6 +117,7 @@ def test_small_maps_would_take_the_gemm_path_without_the_switch():
     )
 
 
+@needs_onnx
 def test_cyclegan_exports_both_directions(tmp_path):
     out, nets = _image_export(
         tmp_path, RESNET, input_nc=3, output_nc=1, method="cyclegan", names=("G_ab", "G_ba")
@@ -125,6 +131,7 @@ def test_cyclegan_exports_both_directions(tmp_path):
         assert (t(x, mode="eval") - want).abs().max().item() < 1e-4
 
 
+@needs_onnx
 @pytest.mark.parametrize("g_spec", [GLOBAL, LOCAL], ids=["global", "local"])
 def test_pix2pixhd_label_translator_matches_torch_with_encoder(tmp_path, g_spec):
     out, nets = _hd_export(tmp_path, g_spec)
@@ -155,6 +162,7 @@ def test_pix2pixhd_label_translator_matches_torch_with_encoder(tmp_path, g_spec)
         assert (ort_t.E(img, ids) - e_want).abs().max().item() < 1e-4
 
 
+@needs_onnx
 def test_paper_mode_is_refused_with_a_reason(tmp_path):
     out, _ = _image_export(tmp_path, UNET)
     net = build_generator(UNET, 3, 3)
@@ -166,6 +174,7 @@ def test_paper_mode_is_refused_with_a_reason(tmp_path):
         t(torch.zeros(1, 3, 64, 64), mode="paper")
 
 
+@needs_onnx
 def test_backend_without_onnx_models_and_unknown_backend(tmp_path):
     out, _ = _image_export(tmp_path, UNET)
     with pytest.raises(PixtransError, match="--onnx"):
@@ -179,13 +188,16 @@ def test_backend_without_onnx_models_and_unknown_backend(tmp_path):
 
 def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
     out, _ = _image_export(tmp_path, UNET)
-    export_onnx(out)
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
-    with pytest.raises(PixtransError, match=r'pip install "pixtrans\[onnx\]"'):
-        Translator.from_pretrained(out, backend="onnxruntime")
-    monkeypatch.setitem(sys.modules, "onnx", None)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import fails as if not installed
     with pytest.raises(PixtransError, match=r'pip install "pixtrans\[onnx\]"'):
         export_onnx(out)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    info = json.loads((out / "config.json").read_text())  # as if `export --onnx` had run
+    info["generators"]["G"]["onnx"] = {"file": "G.onnx"}
+    (out / "config.json").write_text(json.dumps(info))
+    (out / "G.onnx").write_bytes(b"")
+    with pytest.raises(PixtransError, match=r'pip install "pixtrans\[onnx\]"'):
+        Translator.from_pretrained(out, backend="onnxruntime")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,6 +216,7 @@ def tiny_run(tmp_path_factory, synth_root):
     return run
 
 
+@needs_onnx
 def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_root, tmp_path, capsys):
     from pixtrans.cli import main
 
@@ -236,6 +249,7 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     assert "eval mode only" in capsys.readouterr().err
 
 
+@needs_onnx
 def test_int8_below_30_db_warns(tiny_run, monkeypatch):
     from pixtrans.deploy import quantize
 
@@ -288,6 +302,7 @@ def test_sixteen_bit_files_translate_to_sixteen_bit_files(tmp_path):
     assert np.asarray(Image.open(tmp_path / "c_out" / "eight.png")).dtype == np.uint8  # 8-bit stays 8-bit
 
 
+@needs_onnx
 def test_pix2pixhd_run_exports_and_quantizes_g_and_e_on_its_label_maps(tmp_path):
     """The labelmap route: calibration inputs are encoded label maps (+ the encoder's features
     of the photo) from the run's dataset; E is calibrated on photos."""
