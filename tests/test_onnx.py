@@ -15,7 +15,6 @@ from PIL import Image
 
 from pixtrans import PixtransError
 from pixtrans.config import Config
-from pixtrans.deploy import onnx_export
 from pixtrans.deploy.onnx_export import FORBIDDEN_OPS, check_graph, export_onnx, op_types
 from pixtrans.inference import Translator, export_generators
 from pixtrans.nets import build_generator
@@ -163,15 +162,35 @@ def test_pix2pixhd_label_translator_matches_torch_with_encoder(tmp_path, g_spec)
 
 
 @needs_onnx
-def test_paper_mode_is_refused_with_a_reason(tmp_path):
-    out, _ = _image_export(tmp_path, UNET)
-    net = build_generator(UNET, 3, 3)
-    with pytest.raises(PixtransError, match="paper"):
-        onnx_export.to_onnx_bytes(net, 3, mode="paper")
+def test_paper_mode_is_its_own_graph_or_refused(tmp_path):
+    """Eval graph only: paper mode is refused. With `--paper`: BatchNorm on each image's own
+    statistics (InstanceNormalization with BatchNorm's affine) equals torch's paper mode, and
+    Dropout draws new noise on every run."""
+    plain = {**UNET, "dropout": False}
+    out, _ = _image_export(tmp_path / "plain", plain)
     export_onnx(out)
     t = Translator.from_pretrained(out, backend="onnxruntime")
-    with pytest.raises(PixtransError, match="eval mode only"):
+    with pytest.raises(PixtransError, match="no paper-mode graph"):
         t(torch.zeros(1, 3, 64, 64), mode="paper")
+    export_onnx(out, mode="paper")
+    ops = op_types(out / "G.paper.onnx")
+    assert "InstanceNormalization" in ops and "BatchNormalization" not in ops
+    t = Translator.from_pretrained(out, backend="onnxruntime")
+    torch_t = Translator.from_pretrained(out)
+    for h, w in SIZES:
+        x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(w)) * 2 - 1
+        assert (t(x, mode="paper") - torch_t(x, mode="paper")).abs().max().item() < 1e-4
+        assert (t(x, mode="eval") - torch_t(x, mode="eval")).abs().max().item() < 1e-4
+
+    out, _ = _image_export(tmp_path / "dropout", UNET)
+    export_onnx(out)
+    export_onnx(out, mode="paper")
+    assert "Dropout" in op_types(out / "G.paper.onnx")
+    t = Translator.from_pretrained(out, backend="onnxruntime")
+    x = torch.rand(1, 3, 64, 128) * 2 - 1
+    first, second = t(x, mode="paper"), t(x, mode="paper")
+    assert (first - second).abs().max().item() > 1e-2  # fresh noise every run
+    assert (t(x, mode="eval") - t(x, mode="eval")).abs().max().item() == 0.0
 
 
 @needs_onnx
@@ -246,7 +265,7 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     # paper mode on the ONNX backend: refused, in one line
     assert main(["translate", str(tiny_run), str(src), str(tmp_path / "p.png"), "--backend", "onnxruntime",
                  "--mode", "paper"]) == 2  # fmt: skip
-    assert "eval mode only" in capsys.readouterr().err
+    assert "no paper-mode graph" in capsys.readouterr().err
 
 
 @needs_onnx

@@ -197,8 +197,8 @@ def cmd_export(args) -> int:
     from pixtrans.inference.loading import export_from_checkpoint
 
     run = Path(args.run)
-    if args.int8 and not args.onnx:
-        raise PixtransError("--int8 quantizes the ONNX model: use it with --onnx")
+    if (args.int8 or args.paper) and not args.onnx:
+        raise PixtransError("--int8 and --paper add to the ONNX models: use them with --onnx")
     current = None
     if args.onnx and not args.out:
         from pixtrans.inference.loading import open_model
@@ -221,6 +221,9 @@ def _export_onnx(run: Path, out: Path, args) -> int:
 
     for name, path in export_onnx(out).items():
         print(f"  {name}: {path} (dynamic batch, height, width; eval mode)")
+    if args.paper:
+        for name, path in export_onnx(out, mode="paper").items():
+            print(f"  {name}: {path} (paper mode: dropout noise, per-image statistics)")
     if args.int8:
         from pixtrans.deploy.quantize import format_report, quantize_export
 
@@ -432,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --onnx: also <name>.int8.onnx, static int8 calibrated on training inputs "
         "(reports speed and PSNR vs fp32)",
+    )
+    p.add_argument(
+        "--paper", action="store_true", help="with --onnx: also <name>.paper.onnx, pix2pix's paper mode"
     )
     p.add_argument("--calibration", type=int, default=8, help="--int8: training inputs to calibrate on")
     p.add_argument("--data-root", default=None, help="--int8: dataset folder, if it moved since training")

@@ -16,9 +16,13 @@ around it). What the graph holds:
     encoder E's graph is its conv body (photo -> per-pixel features); the per-instance average
     (`instance_mean`: a data-dependent number of groups) runs on the host after it.
 
-Paper mode (dropout noise + BatchNorm on the image's own statistics) is refused: ONNX Runtime's
-inference kernels run Dropout as the identity and BatchNormalization with stored statistics, so
-the exported graph could not be faithful to it. Use the torch backend for paper mode.
+Paper mode (pix2pix's test-time dropout noise + BatchNorm on the image's own statistics) is a
+second graph, `<name>.paper.onnx` (mode="paper", `pixtrans export RUN --onnx --paper`): every
+BatchNorm becomes InstanceNormalization with the BatchNorm's affine parameters (paper mode runs
+images one at a time, and BatchNorm's statistics over a batch of one are the image's own), and
+Dropout is exported with training_mode on, so ONNX Runtime draws new noise on every run. The
+maths is the torch paper mode's; the noise is ONNX Runtime's own, so `seed` does not reproduce
+torch's draws (nor, in ORT, any draw). The eval graph stays the default.
 """
 
 from __future__ import annotations
@@ -76,17 +80,42 @@ def trace_size(multiple: int) -> tuple[int, int]:
     return 2 * k * m, 3 * k * m
 
 
+class _PerImageNorm(nn.Module):
+    """A BatchNorm in paper mode, image by image: statistics over each image's H, W (what
+    BatchNorm in train mode computes for a batch of one, as paper mode runs), the BatchNorm's own
+    affine weight and bias. Exports as InstanceNormalization."""
+
+    def __init__(self, bn: nn.BatchNorm2d):
+        super().__init__()
+        self.weight, self.bias, self.eps = bn.weight, bn.bias, bn.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+def paper_graph_module(net: nn.Module) -> nn.Module:
+    """A copy of `net` computing pix2pix's paper mode per image: BatchNorm on the image's own
+    statistics, Dropout active (ONNX Dropout with training_mode, fresh noise per run)."""
+    import copy
+
+    net = copy.deepcopy(net).eval()
+    for parent in list(net.modules()):
+        for key, child in list(parent.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(parent, key, _PerImageNorm(child))
+    for m in net.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()
+    return net
+
+
 def to_onnx_bytes(net: nn.Module, input_nc: int, mode: str = "eval", opset: int = OPSET) -> bytes:
-    """Trace `net` (eval mode, plain convs) with dynamic batch/height/width; the ONNX model bytes."""
-    if mode != "eval":
-        raise PixtransError(
-            f"mode '{mode}' cannot be exported: paper mode needs dropout noise and BatchNorm on each "
-            "image's own statistics, which ONNX Runtime's inference kernels do not run (Dropout is "
-            "the identity, BatchNormalization uses stored statistics); export eval mode and use "
-            "the torch backend (--backend torch) for paper mode"
-        )
+    """Trace `net` (eval mode, or `mode="paper"`: see paper_graph_module; plain convs) with
+    dynamic batch/height/width; the ONNX model bytes."""
+    if mode not in ("eval", "paper"):
+        raise PixtransError(f"unknown export mode '{mode}'; valid: eval, paper")
     require("onnx")
-    net = net.eval()
+    net = paper_graph_module(net) if mode == "paper" else net.eval()
     h, w = trace_size(getattr(net, "size_multiple", 1))
     dummy = torch.zeros(1, input_nc, h, w).uniform_(-1, 1, generator=torch.Generator().manual_seed(0))
     buf = io.BytesIO()
@@ -104,6 +133,7 @@ def to_onnx_bytes(net: nn.Module, input_nc: int, mode: str = "eval", opset: int 
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: dims, OUTPUT_NAME: dims},
             do_constant_folding=True,
+            training=torch.onnx.TrainingMode.PRESERVE,  # paper mode: Dropout stays active
         )
     return buf.getvalue()
 
@@ -165,7 +195,7 @@ def export_onnx(
         data = to_onnx_bytes(net, io_["input_nc"], mode=mode, opset=opset)
         check_graph(data, f"'{export_dir}' net {name}")
         entry: dict[str, Any] = {
-            "file": f"{name}.onnx",
+            "file": f"{name}.onnx" if mode == "eval" else f"{name}.paper.onnx",
             "opset": opset,
             "mode": mode,
             "input": INPUT_NAME,
@@ -175,7 +205,7 @@ def export_onnx(
         }
         if host_step:
             entry["host_step"] = host_step  # run by the ORT backend after the graph
-        if verify:
+        if verify and mode == "eval":
             h, w = trace_size(getattr(net, "size_multiple", 1))
             m = max(int(getattr(net, "size_multiple", 1)), 1)
             err = max_abs_diff(net, data, io_["input_nc"], (h + m, w + 2 * m))
@@ -189,7 +219,7 @@ def export_onnx(
         atomic_write_with(path, lambda tmp, data=data: Path(tmp).write_bytes(data))
         written[name] = path
         entries[name] = entry
-    record(export_dir, "onnx", entries)
+    record(export_dir, "onnx" if mode == "eval" else "paper", entries)
     return written
 
 

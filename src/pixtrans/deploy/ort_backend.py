@@ -29,10 +29,13 @@ BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
 _MODEL_KEY = {"onnxruntime": "onnx", "onnxruntime-int8": "int8"}
 
 
-def session_options(threads: int | None = None):
+def session_options(threads: int | None = None, optimize: bool = True):
     ort = require("onnxruntime")
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # optimize=False for paper-mode graphs: ONNX Runtime's graph rewrites drop Dropout nodes even
+    # with training_mode on (measured: identical outputs run to run), which would silence the noise
+    level = ort.GraphOptimizationLevel
+    opts.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
     if threads:
         opts.intra_op_num_threads = int(threads)
     return opts
@@ -50,11 +53,15 @@ def _providers(device: torch.device) -> list[str]:
     )
 
 
-def session_from_bytes(data: bytes | str | os.PathLike, device: torch.device | None = None, threads=None):
+def session_from_bytes(
+    data: bytes | str | os.PathLike, device: torch.device | None = None, threads=None, optimize: bool = True
+):
     ort = require("onnxruntime")
     source = data if isinstance(data, bytes) else str(data)
     return ort.InferenceSession(
-        source, sess_options=session_options(threads), providers=_providers(device or torch.device("cpu"))
+        source,
+        sess_options=session_options(threads, optimize),
+        providers=_providers(device or torch.device("cpu")),
     )
 
 
@@ -73,6 +80,7 @@ class OrtNet(nn.Module):
         host_step: str | None = None,
         device: str | torch.device = "cpu",
         threads: int | None = None,
+        paper_path: str | os.PathLike | None = None,
     ):
         super().__init__()
         self.path = Path(path)
@@ -81,6 +89,11 @@ class OrtNet(nn.Module):
         self._device = resolve_device(device)
         self.session = session_from_bytes(self.path, self._device, threads)
         self.input_name = self.session.get_inputs()[0].name
+        self.paper_path = Path(paper_path) if paper_path else None
+        # the paper-mode graph (dropout noise, per-image statistics), run in training mode
+        self.paper_session = (
+            session_from_bytes(self.paper_path, self._device, threads, optimize=False) if paper_path else None
+        )
 
     def __repr__(self) -> str:
         return f"OrtNet({str(self.path)!r}, providers={self.session.get_providers()})"
@@ -89,11 +102,15 @@ class OrtNet(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
+        session = self.session
         if self.training:
-            raise PixtransError(
-                "the onnxruntime backend runs eval mode only (its graph has no dropout noise and "
-                "BatchNorm uses running statistics); use --mode eval, or --backend torch for paper mode"
-            )
+            if self.paper_session is None:
+                raise PixtransError(
+                    f"{self.path.name} is the eval-mode graph (no dropout noise, BatchNorm on running "
+                    "statistics) and this export has no paper-mode graph: use --mode eval, run "
+                    "`pixtrans export RUN --onnx --paper`, or use --backend torch for paper mode"
+                )
+            session = self.paper_session
         h, w = x.shape[-2:]
         m = self.size_multiple
         if h % m or w % m:
@@ -101,7 +118,7 @@ class OrtNet(nn.Module):
                 f"{self.path.name} needs H and W divisible by {m}, got {h}x{w}; pad the input"
             )
         arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        y = torch.from_numpy(self.session.run(None, {self.input_name: arr})[0])
+        y = torch.from_numpy(session.run(None, {self.input_name: arr})[0])
         if self.host_step == "instance_mean":
             if inst is None:
                 raise PixtransError("the encoder needs the instance map as its second argument")
@@ -136,6 +153,15 @@ def load_ort_net(
     if not path.is_file():
         raise PixtransError(f"export '{source.path}': {entry['file']} is missing; run {hint} again")
     size_multiple = int(source.io(name).get("size_multiple") or 1)
+    paper = source.io(name).get("paper") if key == "onnx" else None
+    paper_path = Path(source.path) / paper["file"] if paper else None
+    if paper_path is not None and not paper_path.is_file():
+        raise PixtransError(f"export '{source.path}': {paper['file']} is missing; run {hint} --paper again")
     return OrtNet(
-        path, size_multiple=size_multiple, host_step=entry.get("host_step"), device=device, threads=threads
+        path,
+        size_multiple=size_multiple,
+        host_step=entry.get("host_step"),
+        device=device,
+        threads=threads,
+        paper_path=paper_path,
     )
