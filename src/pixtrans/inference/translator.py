@@ -208,7 +208,9 @@ class Translator:
             generator = path.stem
         source = open_model(path)
         kind = source.method.translator if generator is None else "image"
-        return TRANSLATORS.get(kind).from_source(source, device=device, generator=generator, backend=backend)
+        # backend passed only when asked for: a registered translator that predates it still loads
+        extra = {} if backend == "torch" else {"backend": backend}
+        return TRANSLATORS.get(kind).from_source(source, device=device, generator=generator, **extra)
 
     @classmethod
     def from_source(
