@@ -346,3 +346,24 @@ def test_pix2pixhd_run_exports_and_quantizes_g_and_e_on_its_label_maps(tmp_path)
     label = torch.randint(0, 35, (1, 1, 32, 64))
     y = t.translate_tensor(label, label * 1000, seed=0)
     assert y.shape == (1, 3, 32, 64) and torch.isfinite(y).all()
+
+
+@needs_onnx
+def test_cyclegan_run_quantizes_both_directions_without_paired_l1(tmp_path):
+    """Unpaired data: each direction calibrates on its own domain; no L1 (no targets)."""
+    from test_cyclegan import make_unpaired, tiny_cyclegan
+
+    from pixtrans.cli import main
+    from pixtrans.config import load_config
+    from pixtrans.training.loop import fit
+
+    root = make_unpaired(tmp_path / "data")
+    run = tmp_path / "cg"
+    fit(load_config("cyclegan/summer2winter", tiny_cyclegan(run, root, **{"train.max_steps": 2})))
+    assert main(["export", str(run), "--onnx", "--int8", "--calibration", "2"]) == 0
+    gens = json.loads((run / "export" / "config.json").read_text())["generators"]
+    for name in ("G_ab", "G_ba"):
+        assert gens[name]["int8"]["file"] == f"{name}.int8.onnx" and np.isfinite(
+            gens[name]["int8"]["psnr_db"]
+        )
+        assert "l1_fp32" not in gens[name]["int8"]

@@ -39,6 +39,7 @@ from pixtrans.deploy.onnx_export import INPUT_NAME, record
 from pixtrans.deploy.ort_backend import session_from_bytes
 from pixtrans.inference.loading import ModelSource, open_model
 from pixtrans.metrics.paired import psnr
+from pixtrans.registry import DATASETS
 
 MIN_PSNR_DB = 30.0
 HELD_OUT_SPLITS = ("test", "val")
@@ -185,6 +186,8 @@ def quantize_export(
         source, calibration, data_root, RunFolder.of(export_dir).root
     )
     encoder = source.load_net("E").eval() if "E" in source.names else None
+    # L1 against targets only where the data pairs each input with its target
+    paired = DATASETS.get(from_dict(source.config).data.dataset).paired
     reports, entries = {}, {}
     for name in names:
         entry = source.io(name)["onnx"]
@@ -199,7 +202,7 @@ def quantize_export(
             y32, y8 = s32.run(None, {INPUT_NAME: x})[0], s8.run(None, {INPUT_NAME: x})[0]
             # E's features are not an image: PSNR over its output range [-1,1] mapped to [0,1]
             psnrs.append(psnr(_unit(y32), _unit(y8)))
-            target = _target(source, name, b)
+            target = _target(source, name, b) if paired else None
             if target is not None and target.shape == y32.shape:
                 l1_32.append(float(np.abs(_unit(y32) - _unit(target)).mean()))
                 l1_8.append(float(np.abs(_unit(y8) - _unit(target)).mean()))
