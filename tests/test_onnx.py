@@ -238,8 +238,14 @@ def tiny_run(tmp_path_factory, synth_root):
 @needs_onnx
 def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_root, tmp_path, capsys):
     from pixtrans.cli import main
+    from pixtrans.metrics import inception
 
-    assert main(["export", str(tiny_run), "--onnx", "--int8", "--calibration", "3"]) == 0
+    try:
+        inception.find_inception_weights()
+        fid = ["--fid"]
+    except PixtransError:  # no Inception weights here: the rest of the report still runs
+        fid = []
+    assert main(["export", str(tiny_run), "--onnx", "--int8", "--calibration", "3", *fid]) == 0
     printed = capsys.readouterr().out
     assert "G.onnx" in printed and "dB PSNR vs fp32" in printed and "ms int8" in printed
     export = tiny_run / "export"
@@ -249,6 +255,8 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     assert report["calibration"]["images"] == 3 and report["calibration"]["split"] == "train"
     assert np.isfinite(report["psnr_db"]) and report["latency_ms"]["int8"] > 0
     assert report["l1_fp32"] is not None  # paired data: L1 against the targets
+    if fid:
+        assert np.isfinite(report["fid_fp32"]) and np.isfinite(report["fid_int8"])
     assert "QuantizeLinear" in op_types(export / "G.int8.onnx")
 
     src = next(p for p in sorted(synth_root.rglob("*.png")) if "val" in p.parts)

@@ -227,7 +227,7 @@ def _export_onnx(run: Path, out: Path, args) -> int:
     if args.int8:
         from pixtrans.deploy.quantize import format_report, quantize_export
 
-        report = quantize_export(out, calibration=args.calibration, data_root=args.data_root)
+        report = quantize_export(out, calibration=args.calibration, data_root=args.data_root, fid=args.fid)
         print(format_report(report))
     return 0
 
@@ -440,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--paper", action="store_true", help="with --onnx: also <name>.paper.onnx, pix2pix's paper mode"
     )
     p.add_argument("--calibration", type=int, default=8, help="--int8: training inputs to calibrate on")
+    p.add_argument("--fid", action="store_true", help="--int8: also FID of fp32 and int8, held-out images")
     p.add_argument("--data-root", default=None, help="--int8: dataset folder, if it moved since training")
     p.set_defaults(fn=cmd_export)
 

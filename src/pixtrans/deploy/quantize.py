@@ -14,8 +14,10 @@ report, measured at once:
   latency_ms   fp32 and int8 ONNX Runtime, median of a few runs at the calibration size
 
 A net whose int8 output falls below MIN_PSNR_DB against fp32 gets a warning: offer it only where
-the quality holds. FID is not computed here (it needs a whole split and the Inception weights:
-translate the split with --backend onnxruntime-int8 and run `pixtrans evaluate --real --fake`).
+the quality holds. fid=True (`--fid`) adds FID of fp32 and int8 outputs against the held-out
+targets (the other domain for unpaired data), the project's FID protocol on those few images:
+good for comparing the two, not with published figures (for those, translate the whole test
+split with --backend onnxruntime-int8 and run `pixtrans evaluate --real DIR --fake DIR`).
 """
 
 from __future__ import annotations
@@ -167,8 +169,26 @@ def _unit(y: np.ndarray) -> np.ndarray:
     return np.clip((y + 1.0) * 0.5, 0.0, 1.0)
 
 
+def _fid(targets: list[np.ndarray], outs: list[np.ndarray], tmp: Path, tag: str) -> float | None:
+    """FID (evaluation.folders, the project's protocol) of `outs` against `targets`, [1,3,H,W] in [-1,1]."""
+    from pixtrans.data.io import write_image
+    from pixtrans.evaluation.folders import evaluate_folders
+
+    real, fake = tmp / f"{tag}_real", tmp / f"{tag}_fake"
+    for i, (t, y) in enumerate(zip(targets, outs, strict=True)):
+        write_image(torch.from_numpy(t[0]), real / f"{i:04d}.png")
+        write_image(torch.from_numpy(y[0]), fake / f"{i:04d}.png")
+    result = evaluate_folders(real, fake, "fid", progress=False, use_cache=False, kinds=("distribution",))
+    return result["metrics"].get("fid")
+
+
 def quantize_export(
-    model: str | Path, *, calibration: int = 8, data_root: str | None = None, runs: int = 5
+    model: str | Path,
+    *,
+    calibration: int = 8,
+    data_root: str | None = None,
+    runs: int = 5,
+    fid: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """`<name>.int8.onnx` for each net with an ONNX model; returns {name: report} (module docstring)."""
     from pixtrans.artifacts.runs import RunFolder
@@ -197,17 +217,29 @@ def quantize_export(
         quantize_file(fp32, int8, calib_x)
         s32, s8 = session_from_bytes(fp32), session_from_bytes(int8)
         psnrs, l1_32, l1_8 = [], [], []
+        fid_sets: tuple[list, list, list] = ([], [], [])  # targets, fp32 outputs, int8 outputs
         for b in held:
             x = net_inputs(source, name, b, encoder)
             y32, y8 = s32.run(None, {INPUT_NAME: x})[0], s8.run(None, {INPUT_NAME: x})[0]
             # E's features are not an image: PSNR over its output range [-1,1] mapped to [0,1]
             psnrs.append(psnr(_unit(y32), _unit(y8)))
-            target = _target(source, name, b) if paired else None
+            other = _target(source, name, b)  # the other side: FID needs no pairing
+            if fid and other is not None and other.shape[1] == 3 and y32.shape[1] == 3:
+                for bucket, arr in zip(fid_sets, (other, y32, y8), strict=True):
+                    bucket.append(arr)
+            target = other if paired else None
             if target is not None and target.shape == y32.shape:
                 l1_32.append(float(np.abs(_unit(y32) - _unit(target)).mean()))
                 l1_8.append(float(np.abs(_unit(y8) - _unit(target)).mean()))
         x0 = net_inputs(source, name, calib[0], encoder)
         t32, t8 = _latency_ms(s32, x0, runs), _latency_ms(s8, x0, runs)
+        fid_32 = fid_8 = None
+        if fid_sets[0]:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                fid_32 = _fid(fid_sets[0], fid_sets[1], Path(tmp), "fp32")
+                fid_8 = _fid(fid_sets[0], fid_sets[2], Path(tmp), "int8")
         report = {
             "file": int8.name,
             "calibration": {"split": "train", "images": len(calib), "method": "MinMax", "format": "QDQ"},
@@ -216,7 +248,9 @@ def quantize_export(
             "psnr_min_db": float(np.min(psnrs)),
             "l1_fp32": float(np.mean(l1_32)) if l1_32 else None,
             "l1_int8": float(np.mean(l1_8)) if l1_8 else None,
-            "fid": None,
+            # on the few held-out images only: compare the two, not with published FIDs
+            "fid_fp32": fid_32,
+            "fid_int8": fid_8,
             "latency_ms": {"fp32": t32, "int8": t8, "size": list(x0.shape), "runs": runs},
             "speedup": t32 / t8,
             "quality_holds": bool(np.mean(psnrs) >= MIN_PSNR_DB),
@@ -228,7 +262,7 @@ def quantize_export(
                 "the quality does not hold; deploy the fp32 ONNX model (--backend onnxruntime)",
                 stacklevel=2,
             )
-        entries[name] = {k: v for k, v in report.items() if v is not None or k == "fid"}
+        entries[name] = {k: v for k, v in report.items() if v is not None}
         reports[name] = report
     record(export_dir, "int8", entries)
     return reports
@@ -243,6 +277,8 @@ def format_report(reports: dict[str, dict[str, Any]]) -> str:
             if r["l1_fp32"] is not None
             else ""
         )
+        if r.get("fid_fp32") is not None:
+            l1 += f", FID {r['fid_fp32']:.1f} (fp32) / {r['fid_int8']:.1f} (int8)"
         verdict = "quality holds" if r["quality_holds"] else f"BELOW {MIN_PSNR_DB:.0f} dB: use fp32"
         lines.append(
             f"  {name}: {r['file']}: {r['psnr_db']:.1f} dB PSNR vs fp32 on {r['held_out']['images']} "
