@@ -3,7 +3,7 @@
 pixtrans train [CONFIG] [key=value ...]      train or resume (same command resumes)
 pixtrans translate MODEL INPUT OUTPUT         translate a file or a folder
 pixtrans features RUN                         pix2pixHD: encode a split, K-means styles per class
-pixtrans export RUN [OUT]                     generator weights + config.json
+pixtrans export RUN [OUT] [--onnx [--int8]]   generator weights + config.json (+ ONNX, int8)
 pixtrans convert CHECKPOINT... OUT            official pix2pix / CycleGAN / pix2pixHD -> our export
 pixtrans bench [CONFIG] [key=value ...]       step/inference time vs the machine's FLOP floor
 pixtrans prepare cityscapes SRC DST           Cityscapes download -> pix2pixHD (and pix2pix) layouts
@@ -123,16 +123,34 @@ def cmd_translate(args) -> int:
     generator = args.generator
     if generator is None and args.direction is not None:
         generator = {"ab": "G_ab", "ba": "G_ba"}[args.direction]
-    translator = Translator.from_pretrained(args.model, device=args.device, generator=generator)
+    if args.mode is None:
+        # paper mode is the pix2pix default; tiles and ONNX graphs run eval mode only
+        args.mode = "eval" if (args.tile or args.backend != "torch") else "paper"
+        if args.mode == "eval":
+            print("note: --tile / --backend onnxruntime translate in eval mode", file=sys.stderr)
+    translator = Translator.from_pretrained(
+        args.model, device=args.device, generator=generator, backend=args.backend
+    )
     src, dst = Path(args.input), Path(args.output)
     if not isinstance(translator, Translator):  # pix2pixHD: label maps (+ instances, styles)
+        if args.tile:
+            raise PixtransError("--tile is for image-to-image models; pix2pixHD label maps translate whole")
         return _translate_labels(translator, src, dst, args)
     if _output_is_file(src, dst):
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        translator(src, mode=args.mode, seed=args.seed).save(dst)
-        print(f"wrote {dst}")
+        written = translator.translate_file(
+            src, dst, mode=args.mode, seed=args.seed, tile=args.tile, overlap=args.overlap
+        )
+        print(f"wrote {written}")
         return 0
-    written = translator.translate_paths(src, dst, batch_size=args.batch_size, mode=args.mode, seed=args.seed)
+    written = translator.translate_paths(
+        src,
+        dst,
+        batch_size=args.batch_size,
+        mode=args.mode,
+        seed=args.seed,
+        tile=args.tile,
+        overlap=args.overlap,
+    )
     print(f"wrote {len(written)} image(s) to {dst}")
     return 0
 
@@ -181,9 +199,39 @@ def cmd_export(args) -> int:
     from pixtrans.artifacts.runs import RunFolder
     from pixtrans.inference.loading import export_from_checkpoint
 
-    out = Path(args.out) if args.out else RunFolder.of(args.run).export
-    export_from_checkpoint(Path(args.run), out)
-    print(f"exported to {out}")
+    run = Path(args.run)
+    if (args.int8 or args.paper) and not args.onnx:
+        raise PixtransError("--int8 and --paper add to the ONNX models: use them with --onnx")
+    current = None
+    if args.onnx and not args.out:
+        from pixtrans.inference.loading import open_model
+
+        source = open_model(run)  # an export folder, or a run whose export is current
+        current = Path(source.path) if source.kind == "export" else None
+    if current is not None:
+        out = current  # add the ONNX models to it; its weights, clusters and card stay as they are
+    else:
+        out = Path(args.out) if args.out else RunFolder.of(run).export
+        export_from_checkpoint(run, out)
+        print(f"exported to {out}")
+    if args.onnx:
+        return _export_onnx(run, out, args)
+    return 0
+
+
+def _export_onnx(run: Path, out: Path, args) -> int:
+    from pixtrans.deploy.onnx_export import export_onnx
+
+    for name, path in export_onnx(out).items():
+        print(f"  {name}: {path} (dynamic batch, height, width; eval mode)")
+    if args.paper:
+        for name, path in export_onnx(out, mode="paper").items():
+            print(f"  {name}: {path} (paper mode: dropout noise, per-image statistics)")
+    if args.int8:
+        from pixtrans.deploy.quantize import format_report, quantize_export
+
+        report = quantize_export(out, calibration=args.calibration, data_root=args.data_root, fid=args.fid)
+        print(format_report(report))
     return 0
 
 
@@ -421,9 +469,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mode",
         choices=["paper", "eval"],
-        default="paper",
-        help="paper: dropout on and per-image batch statistics, as pix2pix tests; eval: deterministic",
+        default=None,
+        help="paper: dropout on and per-image batch statistics, as pix2pix tests; eval: deterministic "
+        "(default paper; eval with --tile or an onnxruntime backend)",
     )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime", "onnxruntime-int8"],
+        default="torch",
+        help="run the export's ONNX models (pixtrans export RUN --onnx [--int8]) with ONNX Runtime",
+    )
+    p.add_argument(
+        "--tile", type=int, default=None, help="translate in tiles of this side (any size, bounded memory)"
+    )
+    p.add_argument("--overlap", type=int, default=64, help="--tile: pixels shared by neighbouring tiles")
     p.add_argument("--seed", type=int, default=0, help="seed for dropout noise in paper mode")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--device", default="cpu")
@@ -465,6 +524,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write generator weights (safetensors) + config.json from a run")
     p.add_argument("run", help="run folder or checkpoint file")
     p.add_argument("out", nargs="?", help="output folder (default RUN/export)")
+    p.add_argument(
+        "--onnx", action="store_true", help="also write <name>.onnx per generator (dynamic sizes, eval mode)"
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="with --onnx: also <name>.int8.onnx, static int8 calibrated on training inputs "
+        "(reports speed and PSNR vs fp32)",
+    )
+    p.add_argument(
+        "--paper", action="store_true", help="with --onnx: also <name>.paper.onnx, pix2pix's paper mode"
+    )
+    p.add_argument("--calibration", type=int, default=8, help="--int8: training inputs to calibrate on")
+    p.add_argument("--fid", action="store_true", help="--int8: also FID of fp32 and int8, held-out images")
+    p.add_argument("--data-root", default=None, help="--int8: dataset folder, if it moved since training")
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser(

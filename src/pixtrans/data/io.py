@@ -259,6 +259,14 @@ def _load_tiff_fallback(path, err: BaseException) -> np.ndarray:
     return arr
 
 
+def _tiff16_colour(im: Image.Image) -> bool:
+    if im.format != "TIFF" or im.mode not in ("RGB", "RGBA"):
+        return False
+    bits = getattr(im, "tag_v2", {}).get(258)  # BitsPerSample, one value per channel
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return any(b == 16 for b in bits if isinstance(b, int))
+
+
 def load_array(path: str | os.PathLike) -> np.ndarray:
     """Decode a whole file to HxWxC numpy: uint8, uint16, or float32 in [0,1].
 
@@ -283,6 +291,8 @@ def load_array(path: str | os.PathLike) -> np.ndarray:
         else:
             try:
                 with open_image(io.BytesIO(data), path) as im:
+                    if _tiff16_colour(im):  # PIL reads these as 8-bit RGB(A); tifffile keeps 16 bits
+                        return _load_tiff_fallback(path, ValueError("16-bit colour TIFF"))
                     im.load()  # full decode: truncated / corrupt data fails here, not mid-training
                     # phone photos store their rotation in EXIF: use the pixels as a viewer shows them
                     arr = _from_pil(ImageOps.exif_transpose(im), path)
@@ -432,29 +442,67 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 # Writing
 
 
-def write_image(tensor: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
+def write_image(tensor: torch.Tensor, path: str | os.PathLike, quality: int = 95, bits: int = 8) -> Path:
     """Write a [C,H,W] (or [H,W]) tensor in [-1,1]; returns the path actually written.
 
-    1, 3, 4 channels -> PNG/JPEG by extension (JPEG has no alpha: a 4th channel is dropped);
+    1, 3, 4 channels -> PNG/JPEG/TIFF by extension (JPEG has no alpha: a 4th channel is dropped);
     any other channel count -> float32 HxWxC in [0,1] as `path` with suffix .npy.
+    bits=16 (16-bit input in, 16-bit out): see `write_array`.
     """
-    path = Path(path)
     t = tensor.detach().float().cpu()
     if t.ndim == 2:
         t = t[None]
     if t.ndim != 3:
         raise ValueError(f"write_image expects [C,H,W], got shape {tuple(tensor.shape)}")
-    t = ((t + 1.0) * 0.5).clamp_(0.0, 1.0)
+    t = ((t + 1.0) * 0.5).clamp_(0.0, 1.0).permute(1, 2, 0)
+    if t.shape[2] not in (1, 3, 4):
+        return write_array(t.numpy().astype(np.float32), path)
+    if bits not in (8, 16):
+        raise ValueError(f"write_image writes 8 or 16 bits, got {bits}")
+    dtype = torch.uint16 if bits == 16 else torch.uint8
+    arr = t.mul((1 << bits) - 1).round_().to(torch.int32).to(dtype).numpy()
+    return write_array(arr, path, quality=quality)
+
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def written_path(path: str | os.PathLike, dtype: np.dtype, channels: int) -> Path:
+    """Where write_array puts an array of this dtype and channel count asked to go to `path`."""
+    path = Path(path)
+    if np.dtype(dtype).kind == "f" or channels not in (1, 3, 4):
+        return path.with_suffix(".npy")
+    if np.dtype(dtype) == np.uint16 and path.suffix.lower() not in TIFF_SUFFIXES:
+        return path.with_suffix(".png" if channels == 1 else ".tif")
+    return path
+
+
+def write_array(arr: np.ndarray, path: str | os.PathLike, quality: int = 95) -> Path:
+    """Write an HxW or HxWxC uint8 / uint16 / float32-in-[0,1] array; returns the path written.
+
+    uint8: PNG/JPEG/TIFF... by extension. uint16 keeps 16 bits: 1 channel as a 16-bit PNG (or
+    TIFF); colour as a 16-bit TIFF (tifffile): Pillow cannot write 16-bit colour PNGs, so a .png
+    path becomes .tif. Float, or a channel count images cannot hold: .npy.
+    """
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    c = arr.shape[2]
+    path = written_path(path, arr.dtype, c)
     path.parent.mkdir(parents=True, exist_ok=True)
-    c = t.shape[0]
-    if c not in (1, 3, 4):
-        path = path.with_suffix(".npy")
-        np.save(path, t.permute(1, 2, 0).numpy().astype(np.float32))
+    if path.suffix == ".npy":
+        np.save(path, arr.astype(np.float32))
+        return path
+    if arr.dtype == np.uint16:
+        if path.suffix.lower() not in TIFF_SUFFIXES:
+            Image.fromarray(arr[:, :, 0]).save(path)  # one channel: a 16-bit PNG (mode I;16)
+            return path
+        import tifffile
+
+        tifffile.imwrite(path, arr[:, :, 0] if c == 1 else arr, photometric="minisblack" if c == 1 else "rgb")
         return path
     jpeg = path.suffix.lower() in (".jpg", ".jpeg")
     if jpeg and c == 4:
-        t = t[:3]
-    arr = t.mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+        arr = arr[:, :, :3]
     im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     if jpeg:
         im.save(path, quality=quality)

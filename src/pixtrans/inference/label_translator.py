@@ -35,7 +35,7 @@ from pixtrans import PixtransError
 from pixtrans.artifacts.exports import write_clusters
 from pixtrans.data.io import image_files, load_array, read_image, write_image
 from pixtrans.data.labelmap import LabelInput
-from pixtrans.inference.loading import ModelSource, open_model, save_export
+from pixtrans.inference.loading import ModelSource, load_backend_net, open_model, save_export
 from pixtrans.inference.padding import pad_to_multiple
 from pixtrans.registry import TRANSLATORS
 from pixtrans.runtime import resolve_device
@@ -112,17 +112,24 @@ class LabelTranslator:
 
     # ------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> LabelTranslator:
-        """A pix2pixHD run folder, export folder or checkpoint (see inference.loading)."""
-        return cls.from_source(open_model(path), device=device)
+    def from_pretrained(
+        cls, path: str | os.PathLike, device: str | torch.device = "cpu", backend: str = "torch"
+    ) -> LabelTranslator:
+        """A pix2pixHD run folder, export folder or checkpoint (see inference.loading); backend
+        "onnxruntime" runs the export's ONNX models of G and E (see Translator.from_pretrained)."""
+        return cls.from_source(open_model(path), device=device, backend=backend)
 
     @classmethod
     def from_source(
-        cls, source: ModelSource, device: str | torch.device = "cpu", generator: str | None = None
+        cls,
+        source: ModelSource,
+        device: str | torch.device = "cpu",
+        generator: str | None = None,
+        backend: str = "torch",
     ) -> LabelTranslator:
         return cls(
-            source.load_net("G"),
-            source.load_net("E") if "E" in source.names else None,
+            load_backend_net(source, "G", backend, device),
+            load_backend_net(source, "E", backend, device) if "E" in source.names else None,
             inputs=LabelInput.from_config(source.config),
             clusters=source.clusters(),
             info=source.info,

@@ -108,6 +108,18 @@ class ModelSource:
         return read_clusters(self.path, self.info) if self.kind == "export" else None
 
 
+def load_backend_net(
+    source: ModelSource, name: str, backend: str = "torch", device: Any = "cpu"
+) -> nn.Module:
+    """Net `name` of `source`: its torch weights, or for backend "onnxruntime" /
+    "onnxruntime-int8" its ONNX model behind the same interface (deploy/ort_backend.py)."""
+    if backend == "torch":
+        return source.load_net(name)
+    from pixtrans.deploy.ort_backend import load_ort_net
+
+    return load_ort_net(source, name, backend, device=device)
+
+
 def _from_export(export_dir: Path) -> ModelSource:
     info = read_export_info(export_dir)
     return ModelSource(export_dir, "export", info, declaration(info.get("method"), export_dir))

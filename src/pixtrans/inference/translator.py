@@ -41,13 +41,15 @@ from pixtrans.data.io import (
     convert_channels,
     image_files,
     load_array,
-    read_image,
     to_float,
     to_tensor,
+    write_array,
     write_image,
+    written_path,
 )
-from pixtrans.inference.loading import ModelSource, open_model, save_export
+from pixtrans.inference.loading import ModelSource, load_backend_net, open_model, save_export
 from pixtrans.inference.padding import pad_to_multiple
+from pixtrans.inference.tiling import check_tile_mode, check_tiling, translate_tiled
 from pixtrans.nets.modes import paper_mode
 from pixtrans.registry import TRANSLATORS
 from pixtrans.runtime import resolve_device
@@ -186,30 +188,42 @@ class Translator:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, device: str | torch.device = "cpu", generator: str | None = None
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        generator: str | None = None,
+        backend: str = "torch",
     ) -> Any:
         """Load from an export folder, a run folder or a training checkpoint file (open_model).
 
         Returns the translator the model's method declares (registry.TRANSLATORS): a Translator
         for image-to-image models, a LabelTranslator for pix2pixHD. `generator` picks one of
         several generators (CycleGAN: "G_ab" or "G_ba"; with one, or with "G", it may be left
-        out) and always gives a plain image Translator over that net.
+        out) and always gives a plain image Translator over that net. `backend`: "torch", or
+        "onnxruntime" / "onnxruntime-int8" to run the export's ONNX models (deploy/ort_backend.py;
+        eval mode only), with the same padding, cropping and outputs.
         """
         path = Path(path)
         if generator is None and path.is_file() and path.suffix == ".safetensors":
             generator = path.stem
         source = open_model(path)
         kind = source.method.translator if generator is None else "image"
-        return TRANSLATORS.get(kind).from_source(source, device=device, generator=generator)
+        # backend passed only when asked for: a registered translator that predates it still loads
+        extra = {} if backend == "torch" else {"backend": backend}
+        return TRANSLATORS.get(kind).from_source(source, device=device, generator=generator, **extra)
 
     @classmethod
     def from_source(
-        cls, source: ModelSource, device: str | torch.device = "cpu", generator: str | None = None
+        cls,
+        source: ModelSource,
+        device: str | torch.device = "cpu",
+        generator: str | None = None,
+        backend: str = "torch",
     ) -> Translator:
         name = _pick_generator(source.names, generator, source.path)
         io = source.io(name)
         return cls(
-            source.load_net(name),
+            load_backend_net(source, name, backend, device),
             input_nc=io["input_nc"],
             output_nc=io["output_nc"],
             size_multiple=io.get("size_multiple"),
@@ -365,54 +379,149 @@ class Translator:
         seed: int | None = None,
         progress: bool = True,
         read_workers: int = 2,
+        tile: int | None = None,
+        overlap: int = 64,
     ) -> list[Path]:
         """Translate image files and folders (recursively) into `out_dir`; returns written paths.
 
         One input folder: outputs keep their paths relative to it. Several inputs: a folder's
         outputs go under out_dir/<folder name>/, a file's to out_dir/<file name>. Outputs are PNG
-        (.npy when the output has a channel count PNG cannot hold). Inputs are never overwritten,
-        and files already under out_dir are not picked up as inputs.
+        (.npy when the output has a channel count PNG cannot hold; 16-bit inputs give 16-bit
+        outputs, colour ones as 16-bit TIFF, see data.io.write_array). Inputs are never
+        overwritten, and files already under out_dir are not picked up as inputs.
+        tile: translate each image in tiles of this side (inference/tiling.py; eval mode only).
         """
         from tqdm.auto import tqdm
 
         self._check_mode(mode, batch_size)
+        if tile is not None:
+            check_tile_mode(mode)
+            check_tiling(tile, overlap, self.size_multiple)
         # write_image stores channel counts PNG cannot hold as float .npy
         jobs = plan_outputs(inputs, out_dir, suffix=".png" if self.output_nc in (1, 3, 4) else ".npy")
         written: list[Path] = []
         bar = tqdm(total=len(jobs), unit="img", disable=not progress, desc=f"translate ({mode})")
-        pending: list[tuple[Path, torch.Tensor]] = []
+        pending: list[tuple[Path, torch.Tensor, int]] = []
+
+        sources = {src.resolve() for src, _ in jobs}
+
+        def check_dst(dst: Path, dtype, channels: int) -> Path:
+            # a 16-bit colour output becomes .tif (data.io.write_array): never onto an input
+            final = written_path(dst, dtype, channels)
+            if final.resolve() in sources:
+                raise PixtransError(
+                    f"output '{final}' would overwrite an input; choose another output folder"
+                )
+            return dst
+
+        if tile is not None:
+            try:
+                for src, dst in jobs:
+                    y = self.translate_tiled(src, tile=tile, overlap=overlap)
+                    written.append(write_array(y, check_dst(dst, y.dtype, y.shape[2])))
+                    bar.update(1)
+            finally:
+                bar.close()
+            return written
 
         def flush() -> None:
-            ys = self._translate_list([x for _, x in pending], mode, seed, batch_size)
-            for (dst, _), y in zip(pending, ys, strict=True):
-                written.append(write_image(y, dst))
+            ys = self._translate_list([x for _, x, _ in pending], mode, seed, batch_size)
+            for (dst, _, bits), y in zip(pending, ys, strict=True):
+                check_dst(dst, np.uint16 if bits == 16 else np.uint8, y.shape[0])
+                written.append(write_image(y, dst, bits=bits))
             bar.update(len(pending))
             pending.clear()
 
         try:
-            for (_, dst), x in zip(
+            for (_, dst), (x, bits) in zip(
                 jobs, self._read_ahead([src for src, _ in jobs], read_workers), strict=True
             ):
                 if pending and (
                     len(pending) >= batch_size or pending[0][1].shape != x.shape or mode == "paper"
                 ):
                     flush()
-                pending.append((dst, x))
+                pending.append((dst, x, bits))
             if pending:
                 flush()
         finally:
             bar.close()
         return written
 
-    def _read(self, path: Path) -> torch.Tensor:
+    def translate_file(
+        self,
+        src: str | os.PathLike,
+        dst: str | os.PathLike,
+        *,
+        mode: Mode = "eval",
+        seed: int | None = None,
+        tile: int | None = None,
+        overlap: int = 64,
+    ) -> Path:
+        """One image file -> `dst` (16-bit in, 16-bit out; see translate_paths); the path written."""
+        self._check_mode(mode, 1)
+
+        def check(dtype, channels: int) -> None:
+            final = written_path(dst, dtype, channels)  # 16-bit colour: .tif, whatever dst says
+            if final.resolve() == Path(src).resolve():
+                raise PixtransError(f"output '{final}' would overwrite the input; choose another name")
+
+        if tile is not None:
+            y = self.translate_tiled(src, tile=tile, overlap=overlap, mode=mode)
+            check(y.dtype, y.shape[2])
+            return write_array(y, dst)
+        x, bits = self._read(Path(src))
+        (y,) = self._translate_list([x], mode, seed, 1)
+        check(np.uint16 if bits == 16 else np.uint8, y.shape[0])
+        return write_image(y, dst, bits=bits)
+
+    def translate_tiled(
+        self, image: Any, *, tile: int = 512, overlap: int = 64, mode: Mode = "eval"
+    ) -> np.ndarray:
+        """An image of any size (path, or numpy HxW / HxWxC uint8, uint16 or float in [0,1]) ->
+        numpy HxWxC of the same dtype (a path: its stored dtype), translated in overlapping
+        tiles blended without seams, with bounded memory (inference/tiling.py). Eval mode only."""
+        check_tile_mode(mode)
+        if isinstance(image, (str, os.PathLike)):
+            where = str(image)
+            try:
+                arr = load_array(Path(image))
+            except PixtransError:
+                raise
+            except Exception as e:  # noqa: BLE001 - anything else a decoder throws
+                raise PixtransError(f"cannot read image '{image}': {type(e).__name__}: {e}") from None
+        elif isinstance(image, np.ndarray):
+            where, arr = "numpy image", image
+            if arr.dtype.kind == "f":
+                arr = _float_array(arr, where)
+            elif arr.dtype not in (np.uint8, np.uint16):
+                raise PixtransError(
+                    f"{where}: dtype {arr.dtype} is not supported; use uint8, uint16 or float"
+                )
+        else:
+            raise PixtransError(
+                f"tiled translation takes a path or a numpy array, not {type(image).__name__}"
+            )
+        arr = convert_channels(arr if arr.ndim == 3 else arr[:, :, None], self.input_nc, where)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return self._run(x.to(self.device), "eval", None)
+
+        return translate_tiled(
+            run, arr, tile=tile, overlap=overlap, size_multiple=self.size_multiple, output_nc=self.output_nc
+        )
+
+    def _read(self, path: Path) -> tuple[torch.Tensor, int]:
+        """(the image as [C,H,W] in [-1,1], its stored bits: 16 for uint16 files, else 8)."""
         try:
-            return read_image(path, self.input_nc).mul_(2.0).sub_(1.0)
+            arr = convert_channels(load_array(path), self.input_nc, path)
+            bits = 16 if arr.dtype == np.uint16 else 8
+            return to_float(to_tensor(arr)).mul_(2.0).sub_(1.0), bits
         except PixtransError:
             raise
         except Exception as e:  # noqa: BLE001 - anything else a decoder throws
             raise PixtransError(f"cannot read image '{path}': {type(e).__name__}: {e}") from None
 
-    def _read_ahead(self, paths: list[Path], workers: int) -> Iterator[torch.Tensor]:
+    def _read_ahead(self, paths: list[Path], workers: int) -> Iterator[tuple[torch.Tensor, int]]:
         """Decode the next few files on worker threads while the net runs (bounded memory)."""
         if workers <= 0:
             yield from (self._read(p) for p in paths)

@@ -17,6 +17,9 @@ padding modes) takes the parent's path. Results agree with it to float rounding 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,8 +28,24 @@ from torch import nn
 # faster up to 16x16 inputs for both directions, slower from 32x32 on).
 SMALL_MAP_PIXELS = 256
 
+# Off while a graph is traced for export (deploy/onnx_export.py): the traced graph must hold plain
+# Conv/ConvTranspose nodes, valid at every input size, not Unfold/MatMul chosen for the trace's size.
+_GEMM_PATH = [True]
+
+
+@contextlib.contextmanager
+def plain_convs() -> Iterator[None]:
+    """Within the block, SmallMap convs always take the parent nn.Conv2d/ConvTranspose2d path."""
+    previous, _GEMM_PATH[0] = _GEMM_PATH[0], False
+    try:
+        yield
+    finally:
+        _GEMM_PATH[0] = previous
+
 
 def _small_cpu_map(x: torch.Tensor) -> bool:
+    if not _GEMM_PATH[0] or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+        return False
     return x.device.type == "cpu" and x.dim() == 4 and x.shape[-2] * x.shape[-1] <= SMALL_MAP_PIXELS
 
 

@@ -1,0 +1,377 @@
+"""ONNX export and the onnxruntime backend: parity with torch eval for every generator family on
+two sizes (one non-square), plain Conv/ConvTranspose graphs, paper mode refused, int8 with its
+report, 16-bit in -> 16-bit out, and the error when the extra is not installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixtrans import PixtransError
+from pixtrans.config import Config
+from pixtrans.deploy.onnx_export import FORBIDDEN_OPS, check_graph, export_onnx, op_types
+from pixtrans.inference import Translator, export_generators
+from pixtrans.nets import build_generator
+
+# the [onnx] extra (CI installs it with [test]); only the missing-package test runs without it
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason='needs pip install "pixtrans[onnx]"',
+)
+
+UNET = {"name": "unet", "num_downs": 6, "ngf": 4, "norm": "batch", "dropout": True}
+RESNET = {"name": "resnet", "ngf": 4, "n_blocks": 2, "norm": "instance"}
+GLOBAL = {"name": "global", "ngf": 4, "n_downsampling": 2, "n_blocks": 1, "norm": "instance"}
+LOCAL = {"name": "local", "ngf": 4, "n_downsample_global": 2, "n_blocks_global": 1, "n_blocks_local": 1}
+ENCODER = {"name": "encoder", "ngf": 4, "n_downsampling": 2, "norm": "instance"}
+
+
+def _trained_looking(net: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+def _image_export(tmp_path, spec, input_nc=3, output_nc=3, method="pix2pix", names=("G",)):
+    cfg = Config(method=method)
+    cfg.model.G = dict(spec)
+    cfg.data.input_nc, cfg.data.output_nc = input_nc, output_nc
+    nets = {}
+    for i, name in enumerate(names):
+        torch.manual_seed(i)
+        cin, cout = (output_nc, input_nc) if name.endswith("_ba") else (input_nc, output_nc)
+        nets[name] = _trained_looking(build_generator(spec, cin, cout))
+    out = export_generators(tmp_path / "export", cfg.to_dict(), nets, method)
+    return out, nets
+
+
+def _hd_export(tmp_path, g_spec, with_encoder=True):
+    cfg = Config(method="pix2pixhd")
+    cfg.data.label_nc, cfg.data.instance, cfg.data.output_nc = 5, True, 3
+    cfg.model.G = dict(g_spec)
+    cfg.model.E = dict(ENCODER) if with_encoder else {}
+    cfg.model.feat_num = 3
+    label_channels = 5 + 1 + (3 if with_encoder else 0)
+    torch.manual_seed(0)
+    nets = {"G": build_generator(g_spec, label_channels, 3).eval()}
+    if with_encoder:
+        nets["E"] = build_generator(ENCODER, 3, 3).eval()
+    out = export_generators(tmp_path / "export", cfg.to_dict(), nets, "pix2pixhd")
+    return out, nets
+
+
+SIZES = [(64, 64), (70, 100)]  # one square, one non-square (and not a multiple: padded)
+
+
+@needs_onnx
+@pytest.mark.parametrize("spec", [UNET, RESNET], ids=["unet", "resnet"])
+def test_image_generators_match_torch_eval_on_two_sizes(tmp_path, spec):
+    out, _ = _image_export(tmp_path, spec)
+    export_onnx(out)
+    info = json.loads((out / "config.json").read_text())
+    assert info["generators"]["G"]["onnx"]["file"] == "G.onnx"
+    ops = op_types(out / "G.onnx")
+    assert "Conv" in ops and "ConvTranspose" in ops and not ops & FORBIDDEN_OPS
+    torch_t = Translator.from_pretrained(out)
+    ort_t = Translator.from_pretrained(out, backend="onnxruntime")
+    for h, w in SIZES:
+        x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(h)) * 2 - 1
+        want, got = torch_t(x, mode="eval"), ort_t(x, mode="eval")
+        assert got.shape == want.shape == (2, 3, h, w)
+        assert (got - want).abs().max().item() < 1e-4
+
+
+@needs_onnx
+def test_small_maps_would_take_the_gemm_path_without_the_switch():
+    """The U-Net's inner levels run unfold + matmul on the CPU (nets/conv.py); the export must
+    not see that path, and a graph holding it is refused."""
+    from pixtrans.nets import conv
+
+    x = torch.randn(1, 4, 8, 8)
+    layer = conv.SmallMapConv2d(4, 4, 3, padding=1)
+    assert conv._small_cpu_map(x)
+    with conv.plain_convs():
+        assert not conv._small_cpu_map(x)
+    assert conv._small_cpu_map(x)  # restored
+
+    class MatMulNet(torch.nn.Module):
+        def forward(self, x):
+            return x @ x.transpose(-1, -2)
+
+    buf = __import__("io").BytesIO()
+    torch.onnx.export(MatMulNet(), (torch.randn(1, 1, 4, 4),), buf, dynamo=False)
+    with pytest.raises(PixtransError, match="MatMul"):
+        check_graph(buf.getvalue(), "test")
+    assert torch.allclose(
+        layer(x), torch.nn.functional.conv2d(x, layer.weight, layer.bias, padding=1), atol=1e-5
+    )
+
+
+@needs_onnx
+def test_cyclegan_exports_both_directions(tmp_path):
+    out, nets = _image_export(
+        tmp_path, RESNET, input_nc=3, output_nc=1, method="cyclegan", names=("G_ab", "G_ba")
+    )
+    written = export_onnx(out)
+    assert set(written) == {"G_ab", "G_ba"}
+    for name, cin in (("G_ab", 3), ("G_ba", 1)):
+        t = Translator.from_pretrained(out, generator=name, backend="onnxruntime")
+        x = torch.rand(1, cin, 36, 52) * 2 - 1
+        want = Translator.from_pretrained(out, generator=name)(x, mode="eval")
+        assert (t(x, mode="eval") - want).abs().max().item() < 1e-4
+
+
+@needs_onnx
+@pytest.mark.parametrize("g_spec", [GLOBAL, LOCAL], ids=["global", "local"])
+def test_pix2pixhd_label_translator_matches_torch_with_encoder(tmp_path, g_spec):
+    out, nets = _hd_export(tmp_path, g_spec)
+    export_onnx(out)
+    info = json.loads((out / "config.json").read_text())
+    assert info["generators"]["E"]["onnx"]["host_step"] == "instance_mean"
+    for name in ("G", "E"):
+        assert not op_types(out / f"{name}.onnx") & FORBIDDEN_OPS
+    torch_t = Translator.from_pretrained(out)
+    ort_t = Translator.from_pretrained(out, backend="onnxruntime")
+    assert type(ort_t).__name__ == "LabelTranslator"
+    gen = torch.Generator().manual_seed(3)
+    for h, w in [(32, 32), (40, 72)]:
+        label = torch.randint(0, 5, (1, 1, h, w), generator=gen)
+        inst = label * 1000 + torch.randint(0, 2, (1, 1, h, w), generator=gen)
+        photo = torch.rand(1, 3, h, w, generator=gen) * 2 - 1
+        want = torch_t.translate_tensor(label, inst, image=photo)
+        got = ort_t.translate_tensor(label, inst, image=photo)
+        assert got.shape == want.shape == (1, 3, h, w)
+        assert (got - want).abs().max().item() < 1e-4
+        # the encoder alone: per-instance features, host-side average included
+        m = ort_t.E.size_multiple
+        ph, pw = -h % m, -w % m
+        img = torch.nn.functional.pad(photo, (0, pw, 0, ph), mode="replicate")
+        ids = torch.nn.functional.pad(inst, (0, pw, 0, ph), value=-1)
+        with torch.inference_mode():
+            e_want = nets["E"](img, ids)
+        assert (ort_t.E(img, ids) - e_want).abs().max().item() < 1e-4
+
+
+@needs_onnx
+def test_paper_mode_is_its_own_graph_or_refused(tmp_path):
+    """Eval graph only: paper mode is refused. With `--paper`: BatchNorm on each image's own
+    statistics (InstanceNormalization with BatchNorm's affine) equals torch's paper mode, and
+    Dropout draws new noise on every run."""
+    plain = {**UNET, "dropout": False}
+    out, _ = _image_export(tmp_path / "plain", plain)
+    export_onnx(out)
+    t = Translator.from_pretrained(out, backend="onnxruntime")
+    with pytest.raises(PixtransError, match="no paper-mode graph"):
+        t(torch.zeros(1, 3, 64, 64), mode="paper")
+    export_onnx(out, mode="paper")
+    ops = op_types(out / "G.paper.onnx")
+    assert "InstanceNormalization" in ops and "BatchNormalization" not in ops
+    t = Translator.from_pretrained(out, backend="onnxruntime")
+    torch_t = Translator.from_pretrained(out)
+    for h, w in SIZES:
+        x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(w)) * 2 - 1
+        assert (t(x, mode="paper") - torch_t(x, mode="paper")).abs().max().item() < 1e-4
+        assert (t(x, mode="eval") - torch_t(x, mode="eval")).abs().max().item() < 1e-4
+
+    out, _ = _image_export(tmp_path / "dropout", UNET)
+    export_onnx(out)
+    export_onnx(out, mode="paper")
+    assert "Dropout" in op_types(out / "G.paper.onnx")
+    t = Translator.from_pretrained(out, backend="onnxruntime")
+    x = torch.rand(1, 3, 64, 128) * 2 - 1
+    first, second = t(x, mode="paper"), t(x, mode="paper")
+    assert (first - second).abs().max().item() > 1e-2  # fresh noise every run
+    assert (t(x, mode="eval") - t(x, mode="eval")).abs().max().item() == 0.0
+
+
+@needs_onnx
+def test_backend_without_onnx_models_and_unknown_backend(tmp_path):
+    out, _ = _image_export(tmp_path, UNET)
+    with pytest.raises(PixtransError, match="--onnx"):
+        Translator.from_pretrained(out, backend="onnxruntime")
+    export_onnx(out)
+    with pytest.raises(PixtransError, match="--int8"):
+        Translator.from_pretrained(out, backend="onnxruntime-int8")
+    with pytest.raises(PixtransError, match="unknown backend"):
+        Translator.from_pretrained(out, backend="tensorrt")
+
+
+def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
+    out, _ = _image_export(tmp_path, UNET)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import fails as if not installed
+    with pytest.raises(PixtransError, match=r'pip install "pixtrans\[onnx\]"'):
+        export_onnx(out)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    info = json.loads((out / "config.json").read_text())  # as if `export --onnx` had run
+    info["generators"]["G"]["onnx"] = {"file": "G.onnx"}
+    (out / "config.json").write_text(json.dumps(info))
+    (out / "G.onnx").write_bytes(b"")
+    with pytest.raises(PixtransError, match=r'pip install "pixtrans\[onnx\]"'):
+        Translator.from_pretrained(out, backend="onnxruntime")
+
+
+# ----------------------------------------------------------------------------------------------
+# The CLI: a trained run exported with --onnx --int8, translated with every backend
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, synth_root):
+    from conftest import tiny_overrides
+
+    from pixtrans.config import load_config
+    from pixtrans.training.loop import fit
+
+    run = tmp_path_factory.mktemp("onnx_run") / "run"
+    fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 4})))
+    return run
+
+
+@needs_onnx
+def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_root, tmp_path, capsys):
+    from pixtrans.cli import main
+    from pixtrans.metrics import inception
+
+    try:
+        inception.find_inception_weights()
+        fid = ["--fid"]
+    except PixtransError:  # no Inception weights here: the rest of the report still runs
+        fid = []
+    assert main(["export", str(tiny_run), "--onnx", "--int8", "--calibration", "3", *fid]) == 0
+    printed = capsys.readouterr().out
+    assert "G.onnx" in printed and "dB PSNR vs fp32" in printed and "ms int8" in printed
+    export = tiny_run / "export"
+    entry = json.loads((export / "config.json").read_text())["generators"]["G"]
+    report = entry["int8"]
+    assert report["file"] == "G.int8.onnx" and (export / "G.int8.onnx").is_file()
+    assert report["calibration"]["images"] == 3 and report["calibration"]["split"] == "train"
+    assert np.isfinite(report["psnr_db"]) and report["latency_ms"]["int8"] > 0
+    assert report["l1_fp32"] is not None  # paired data: L1 against the targets
+    if fid:
+        assert np.isfinite(report["fid_fp32"]) and np.isfinite(report["fid_int8"])
+    assert "QuantizeLinear" in op_types(export / "G.int8.onnx")
+
+    src = next(p for p in sorted(synth_root.rglob("*.png")) if "val" in p.parts)
+    outs = {}
+    for backend in ("torch", "onnxruntime", "onnxruntime-int8"):
+        dst = tmp_path / f"{backend}.png"
+        assert (
+            main(["translate", str(tiny_run), str(src), str(dst), "--backend", backend, "--mode", "eval"])
+            == 0
+        )
+        outs[backend] = np.asarray(Image.open(dst), dtype=np.int16)
+    assert np.abs(outs["torch"] - outs["onnxruntime"]).max() <= 1  # fp32: rounding at most
+    assert outs["onnxruntime-int8"].shape == outs["torch"].shape
+    # paper mode on the ONNX backend: refused, in one line
+    assert main(["translate", str(tiny_run), str(src), str(tmp_path / "p.png"), "--backend", "onnxruntime",
+                 "--mode", "paper"]) == 2  # fmt: skip
+    assert "no paper-mode graph" in capsys.readouterr().err
+
+
+@needs_onnx
+def test_int8_below_30_db_warns(tiny_run, monkeypatch):
+    from pixtrans.deploy import quantize
+
+    export_onnx(tiny_run / "export")
+    monkeypatch.setattr(quantize, "MIN_PSNR_DB", 1e9)  # every int8 model "falls below" it
+    with pytest.warns(UserWarning, match="quality does not hold"):
+        reports = quantize.quantize_export(tiny_run / "export", calibration=2)
+    assert reports["G"]["quality_holds"] is False
+
+
+def test_int8_needs_onnx_first(tmp_path):
+    from pixtrans.cli import main
+
+    out, _ = _image_export(tmp_path, UNET)
+    assert main(["export", str(out), "--int8"]) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# 16-bit in -> 16-bit out
+
+
+def test_sixteen_bit_files_translate_to_sixteen_bit_files(tmp_path):
+    import tifffile
+
+    from pixtrans.cli import main
+
+    grey_out, _ = _image_export(tmp_path / "grey", RESNET, input_nc=1, output_nc=1)
+    colour_out, _ = _image_export(tmp_path / "colour", RESNET)
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 65536, (24, 40), dtype=np.uint16)
+    colour = rng.integers(0, 65536, (24, 40, 3), dtype=np.uint16)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    tifffile.imwrite(tmp_path / "colour.tif", colour, photometric="rgb")
+
+    args = ["translate", str(grey_out), str(tmp_path / "grey.png"), str(tmp_path / "g_out.png")]
+    assert main([*args, "--mode", "eval"]) == 0
+    g = Image.open(tmp_path / "g_out.png")
+    assert g.mode.startswith("I;16")
+    want = Translator.from_pretrained(grey_out)(grey, mode="eval")  # numpy uint16 in -> uint16 out
+    assert want.dtype == np.uint16 and np.abs(np.asarray(g, np.int64) - want.astype(np.int64)).max() <= 1
+
+    folder = tmp_path / "folder_in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "c.tif", colour, photometric="rgb")
+    Image.fromarray((colour >> 8).astype(np.uint8)).save(folder / "eight.png")
+    assert main(["translate", str(colour_out), str(folder), str(tmp_path / "c_out"), "--mode", "eval"]) == 0
+    written = tifffile.imread(tmp_path / "c_out" / "c.tif")  # 16-bit colour: TIFF (PNG writer has none)
+    want = Translator.from_pretrained(colour_out)(colour, mode="eval")
+    assert written.dtype == np.uint16 and np.abs(written.astype(np.int64) - want.astype(np.int64)).max() <= 1
+    assert np.asarray(Image.open(tmp_path / "c_out" / "eight.png")).dtype == np.uint8  # 8-bit stays 8-bit
+
+
+@needs_onnx
+def test_pix2pixhd_run_exports_and_quantizes_g_and_e_on_its_label_maps(tmp_path):
+    """The labelmap route: calibration inputs are encoded label maps (+ the encoder's features
+    of the photo) from the run's dataset; E is calibrated on photos."""
+    from test_pix2pixhd import SAMPLE, tiny_hd
+
+    from pixtrans.cli import main
+    from pixtrans.config import load_config
+    from pixtrans.training.loop import fit
+
+    if not SAMPLE.is_dir():
+        pytest.skip(f"{SAMPLE} not found")
+    run = tmp_path / "hd"
+    fit(load_config("pix2pixhd/cityscapes_sample", tiny_hd(run, **{"train.max_steps": 2})))
+    assert main(["export", str(run), "--onnx", "--int8", "--calibration", "2"]) == 0
+    gens = json.loads((run / "export" / "config.json").read_text())["generators"]
+    assert set(gens) == {"G", "E"}
+    for name in ("G", "E"):
+        assert gens[name]["onnx"]["max_abs_diff_vs_torch"] < 1e-4
+        assert np.isfinite(gens[name]["int8"]["psnr_db"])
+    assert gens["E"]["int8"]["host_step"] == "instance_mean"
+    t = Translator.from_pretrained(run, backend="onnxruntime-int8")
+    label = torch.randint(0, 35, (1, 1, 32, 64))
+    y = t.translate_tensor(label, label * 1000, seed=0)
+    assert y.shape == (1, 3, 32, 64) and torch.isfinite(y).all()
+
+
+@needs_onnx
+def test_cyclegan_run_quantizes_both_directions_without_paired_l1(tmp_path):
+    """Unpaired data: each direction calibrates on its own domain; no L1 (no targets)."""
+    from test_cyclegan import make_unpaired, tiny_cyclegan
+
+    from pixtrans.cli import main
+    from pixtrans.config import load_config
+    from pixtrans.training.loop import fit
+
+    root = make_unpaired(tmp_path / "data")
+    run = tmp_path / "cg"
+    fit(load_config("cyclegan/summer2winter", tiny_cyclegan(run, root, **{"train.max_steps": 2})))
+    assert main(["export", str(run), "--onnx", "--int8", "--calibration", "2"]) == 0
+    gens = json.loads((run / "export" / "config.json").read_text())["generators"]
+    for name in ("G_ab", "G_ba"):
+        assert gens[name]["int8"]["file"] == f"{name}.int8.onnx" and np.isfinite(
+            gens[name]["int8"]["psnr_db"]
+        )
+        assert "l1_fp32" not in gens[name]["int8"]
