@@ -148,6 +148,8 @@ def test_train_then_translate_grey_and_colour_photos(tmp_path):
         l_out = lightness_of(np.asarray(im))
         assert np.abs(l_in - l_out).mean() < 0.05  # 2.5 L units on 0..100, gamut clipping and rounding
 
+    with pytest.raises(PixtransError, match="--tile is not offered for colorization"):
+        translator.translate_tiled(tmp_path / "colour.jpg", tile=64, overlap=16)
     # folders, numpy and tensors
     assert main(["translate", str(run), str(tmp_path / "photos" / "val"), str(tmp_path / "outs")]) == 0
     assert sorted(p.name for p in (tmp_path / "outs").iterdir()) == ["0.png", "1.png"]

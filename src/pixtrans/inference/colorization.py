@@ -87,15 +87,23 @@ class ColorizationTranslator(Translator):
             path = Path(image)
             if not path.is_file():
                 raise PixtransError(f"input image '{path}' does not exist or is not a file")
-            return _Item([self._read(path)], "path")
+            return _Item([self._read(path)[0]], "path")
         raise PixtransError(
             f"cannot colourise a {type(image).__name__}; pass a PIL image, a path, a numpy array or a tensor"
         )
 
-    def _read(self, path: Path) -> torch.Tensor:
+    def _read(self, path: Path) -> tuple[torch.Tensor, int]:
+        """(the photo's scaled L as [1,H,W], its stored bits: 16 for uint16 files, else 8)."""
         try:
-            return _lightness_tensor(load_array(path), str(path))
+            arr = load_array(path)
+            return _lightness_tensor(arr, str(path)), 16 if arr.dtype == np.uint16 else 8
         except PixtransError:
             raise
         except Exception as e:  # noqa: BLE001 - anything else a decoder throws
             raise PixtransError(f"cannot read image '{path}': {type(e).__name__}: {e}") from None
+
+    def translate_tiled(self, image: Any, **kwargs: Any):
+        # tiles would be cut from the RGB image, while the net reads L: not wired up (yet)
+        raise PixtransError(
+            "--tile is not offered for colorization models; translate the photo whole (drop --tile)"
+        )
