@@ -82,6 +82,9 @@ def test_bad_config_value(tmp_path, capsys, override, fragment):
 def test_bad_input_later_never_touches_existing_checkpoints(tmp_path, capsys, synth_root):
     run = tmp_path / "run"
     assert main(["train", "pix2pix/demo", *tiny_overrides(run, synth_root, **{"train.max_steps": 4})]) == 0
+    out = capsys.readouterr().out  # a finished run says where to look and what to try next
+    for line in (f"report   {run / 'index.html'}", f"pixtrans translate {run}", f"pixtrans serve {run}"):
+        assert line in out, line
     before = {p.name: p.read_bytes() for p in list_checkpoints(run / "checkpoints")}
     code, err = run_main(
         capsys,

@@ -75,7 +75,9 @@ def cmd_train(args) -> int:
             f"  model    {run / 'export'}\n"
             f"  next     pixtrans translate {run} IMAGE_OR_FOLDER OUTPUT      translate your own images\n"
             f"           pixtrans evaluate {run} --split {cfg.data.val_split or 'test'}"
-            "           score it on held-out images"
+            "           score it on held-out images\n"
+            f"           pixtrans serve {run}                    draw or upload in a browser "
+            '(pip install -e ".[serve]")'
         )
     return 0
 
