@@ -19,8 +19,8 @@ from torch import nn
 
 from pixtrans import PixtransError
 from pixtrans.data.colorization import INPUT_NC, OUTPUT_NC, lab_tensors_to_rgb, lightness_of
-from pixtrans.data.io import _from_pil, load_array
-from pixtrans.inference.translator import Translator, _float_array, _Item
+from pixtrans.data.io import _from_pil
+from pixtrans.inference.translator import Translator, _float_array, _Item, load_input
 from pixtrans.registry import TRANSLATORS
 
 
@@ -94,13 +94,8 @@ class ColorizationTranslator(Translator):
 
     def _read(self, path: Path) -> tuple[torch.Tensor, int]:
         """(the photo's scaled L as [1,H,W], its stored bits: 16 for uint16 files, else 8)."""
-        try:
-            arr = load_array(path)
-            return _lightness_tensor(arr, str(path)), 16 if arr.dtype == np.uint16 else 8
-        except PixtransError:
-            raise
-        except Exception as e:  # noqa: BLE001 - anything else a decoder throws
-            raise PixtransError(f"cannot read image '{path}': {type(e).__name__}: {e}") from None
+        arr = load_input(path)
+        return _lightness_tensor(arr, str(path)), 16 if arr.dtype == np.uint16 else 8
 
     def translate_tiled(self, image: Any, **kwargs: Any):
         # tiles would be cut from the RGB image, while the net reads L: not wired up (yet)

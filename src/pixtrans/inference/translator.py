@@ -98,6 +98,27 @@ def _float_array(arr: np.ndarray, where: str) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+def load_input(path: str | os.PathLike) -> np.ndarray:
+    """data.io.load_array, with whatever else a decoder throws turned into one line naming the file."""
+    try:
+        return load_array(Path(path))
+    except PixtransError:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything else a decoder throws
+        raise PixtransError(f"cannot read image '{path}': {type(e).__name__}: {e}") from None
+
+
+def refuse_overwrite(dst: str | os.PathLike, dtype, channels: int, inputs: set[Path]) -> None:
+    """The file `dst` really becomes (16-bit colour: .tif, data.io.written_path) is never an input."""
+    final = written_path(dst, dtype, channels)
+    if final.resolve() in inputs:
+        raise PixtransError(f"output '{final}' would overwrite an input; choose another output name")
+
+
+def _bits_dtype(bits: int):
+    return np.uint16 if bits == 16 else np.uint8
+
+
 def _array_to_unit(arr: np.ndarray, channels: int, where: str) -> torch.Tensor:
     """HxW or HxWxC uint8 / uint16 / bool / float in [0,1] -> float32 [C,H,W] in [-1,1]."""
     if arr.ndim == 2:
@@ -406,12 +427,7 @@ class Translator:
         sources = {src.resolve() for src, _ in jobs}
 
         def check_dst(dst: Path, dtype, channels: int) -> Path:
-            # a 16-bit colour output becomes .tif (data.io.write_array): never onto an input
-            final = written_path(dst, dtype, channels)
-            if final.resolve() in sources:
-                raise PixtransError(
-                    f"output '{final}' would overwrite an input; choose another output folder"
-                )
+            refuse_overwrite(dst, dtype, channels, sources)
             return dst
 
         if tile is not None:
@@ -427,7 +443,7 @@ class Translator:
         def flush() -> None:
             ys = self._translate_list([x for _, x, _ in pending], mode, seed, batch_size)
             for (dst, _, bits), y in zip(pending, ys, strict=True):
-                check_dst(dst, np.uint16 if bits == 16 else np.uint8, y.shape[0])
+                check_dst(dst, _bits_dtype(bits), y.shape[0])
                 written.append(write_image(y, dst, bits=bits))
             bar.update(len(pending))
             pending.clear()
@@ -459,19 +475,14 @@ class Translator:
     ) -> Path:
         """One image file -> `dst` (16-bit in, 16-bit out; see translate_paths); the path written."""
         self._check_mode(mode, 1)
-
-        def check(dtype, channels: int) -> None:
-            final = written_path(dst, dtype, channels)  # 16-bit colour: .tif, whatever dst says
-            if final.resolve() == Path(src).resolve():
-                raise PixtransError(f"output '{final}' would overwrite the input; choose another name")
-
+        inputs = {Path(src).resolve()}
         if tile is not None:
             y = self.translate_tiled(src, tile=tile, overlap=overlap, mode=mode)
-            check(y.dtype, y.shape[2])
+            refuse_overwrite(dst, y.dtype, y.shape[2], inputs)
             return write_array(y, dst)
         x, bits = self._read(Path(src))
         (y,) = self._translate_list([x], mode, seed, 1)
-        check(np.uint16 if bits == 16 else np.uint8, y.shape[0])
+        refuse_overwrite(dst, _bits_dtype(bits), y.shape[0], inputs)
         return write_image(y, dst, bits=bits)
 
     def translate_tiled(
@@ -482,13 +493,7 @@ class Translator:
         tiles blended without seams, with bounded memory (inference/tiling.py). Eval mode only."""
         check_tile_mode(mode)
         if isinstance(image, (str, os.PathLike)):
-            where = str(image)
-            try:
-                arr = load_array(Path(image))
-            except PixtransError:
-                raise
-            except Exception as e:  # noqa: BLE001 - anything else a decoder throws
-                raise PixtransError(f"cannot read image '{image}': {type(e).__name__}: {e}") from None
+            where, arr = str(image), load_input(image)
         elif isinstance(image, np.ndarray):
             where, arr = "numpy image", image
             if arr.dtype.kind == "f":
@@ -512,14 +517,9 @@ class Translator:
 
     def _read(self, path: Path) -> tuple[torch.Tensor, int]:
         """(the image as [C,H,W] in [-1,1], its stored bits: 16 for uint16 files, else 8)."""
-        try:
-            arr = convert_channels(load_array(path), self.input_nc, path)
-            bits = 16 if arr.dtype == np.uint16 else 8
-            return to_float(to_tensor(arr)).mul_(2.0).sub_(1.0), bits
-        except PixtransError:
-            raise
-        except Exception as e:  # noqa: BLE001 - anything else a decoder throws
-            raise PixtransError(f"cannot read image '{path}': {type(e).__name__}: {e}") from None
+        arr = convert_channels(load_input(path), self.input_nc, path)
+        bits = 16 if arr.dtype == np.uint16 else 8
+        return to_float(to_tensor(arr)).mul_(2.0).sub_(1.0), bits
 
     def _read_ahead(self, paths: list[Path], workers: int) -> Iterator[tuple[torch.Tensor, int]]:
         """Decode the next few files on worker threads while the net runs (bounded memory)."""
