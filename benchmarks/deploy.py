@@ -20,9 +20,18 @@ layout, ngf 16 so the 8192 run fits in minutes on two cores), tile 512, overlap 
 subprocess, peak RSS from getrusage.
 
     nice python benchmarks/deploy.py --json benchmarks/results/deploy.json
+
+Like `pixtrans translate`, it sets OMP_WAIT_POLICY=PASSIVE before torch loads (idle OpenMP threads
+sleep, so NNPACK's threads get the cores); the official forward runs in the same process under it.
+"ours_torch_exact" is our torch path with nets/conv.py's fast algorithms off (oneDNN's direct
+convolution, as the official code).
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp, as the CLI does
 
 import argparse
 import importlib.util
@@ -47,6 +56,7 @@ from pixtrans.deploy.quantize import quantize_file
 from pixtrans.inference import Translator
 from pixtrans.metrics.paired import psnr
 from pixtrans.nets import build_generator
+from pixtrans.nets.conv import exact_convs, fast_algorithms_enabled
 
 MODELS = {
     "unet_256": {
@@ -158,9 +168,14 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
     def torch_call():
         translator.translate_tensor(x, mode="eval")
 
+    def torch_exact_call():
+        with exact_convs():
+            translator.translate_tensor(x, mode="eval")
+
     paths = {
         "official_torch": official_call,
         "ours_torch_fp32": torch_call,
+        "ours_torch_exact": torch_exact_call,
         "ours_ort_fp32": lambda: s32.run(None, {INPUT_NAME: x_np}),
         "ours_ort_int8": lambda: s8.run(None, {INPUT_NAME: x_np}),
     }
@@ -267,6 +282,8 @@ def main() -> int:
             "processor": platform.processor(),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "fast_conv_algorithms": fast_algorithms_enabled(),
         },
         "floor_gflop_per_s": floor / 1e9,
         "models": {},
@@ -282,6 +299,11 @@ def main() -> int:
             print(key, json.dumps({k: r[k] for k in shown}), flush=True)
     if not args.no_tiling:
         result["tiling"] = bench_tiling()
+    elif Path(args.json).is_file():  # keep the tiling figures of an earlier run, labelled as such
+        earlier = json.loads(Path(args.json).read_text()).get("tiling")
+        if earlier:
+            result["tiling"] = earlier
+            result["tiling_from_an_earlier_run"] = True
     result["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

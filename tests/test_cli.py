@@ -11,6 +11,7 @@ from PIL import Image
 
 from pixtrans.artifacts.checkpoints import list_checkpoints
 from pixtrans.cli import main
+from pixtrans.nets import conv
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 
@@ -107,6 +108,9 @@ def test_translate_export_convert_from_the_command_line(tmp_path, synth_root):
     assert main(["translate", str(run), str(images), str(tmp_path / "out"), "--mode", "eval"]) == 0
     assert Image.open(tmp_path / "out" / "a.png").size == (37, 21)
     assert Image.open(tmp_path / "out" / "b.png").size == (16, 16)
+    exact = ["translate", str(run), str(images / "a.png"), str(tmp_path / "exact.png"), "--exact-convs"]
+    assert main([*exact, "--mode", "eval"]) == 0 and Image.open(tmp_path / "exact.png").size == (37, 21)
+    assert conv.fast_algorithms_enabled() == conv.nnpack_available()  # on again after the command
     assert main(["export", str(run), str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "config.json").is_file()
 

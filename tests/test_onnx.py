@@ -97,7 +97,7 @@ def test_small_maps_would_take_the_gemm_path_without_the_switch():
     from pixtrans.nets import conv
 
     x = torch.randn(1, 4, 8, 8)
-    layer = conv.SmallMapConv2d(4, 4, 3, padding=1)
+    layer = conv.FastConv2d(4, 4, 3, padding=1)
     assert conv._small_cpu_map(x)
     with conv.plain_convs():
         assert not conv._small_cpu_map(x)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from pixtrans.bench.timing import bench_device, time_fn
+from pixtrans.nets.conv import exact_convs
 from pixtrans.runtime import synchronize
 
 
@@ -24,11 +25,13 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
     ``fn`` is *executed* once (so a training step really updates the model).
     Counts convolutions / matmuls (forward and backward) at 2 FLOPs per MAC. Compiled modules
-    run eagerly for the count (inductor's kernels bypass the dispatcher the counter watches).
+    run eagerly for the count (inductor's kernels bypass the dispatcher the counter watches), and
+    convolutions as direct ones: the counter does not see NNPACK's Winograd/FFT (nets/conv.py), and
+    the floor is defined by the direct algorithm's FLOPs, which a fast algorithm may beat.
     """
     set_stance = getattr(torch.compiler, "set_stance", None)
     eager = set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
-    with eager, FlopCounterMode(display=False) as fc:
+    with eager, exact_convs(), FlopCounterMode(display=False) as fc:
         fn()
     return int(fc.get_total_flops())
 

@@ -1,6 +1,7 @@
-"""Convolutions that run small feature maps as matrix products (one per image) on the CPU.
+"""Convolutions with two CPU fast paths: small feature maps as matrix products (one per image),
+and large stride-1 maps through NNPACK's fast algorithms in inference.
 
-At batch 1 the U-Net's inner levels apply 4-32 MB weights to maps of 1x1 to 16x16 pixels, and
+**Small maps.** At batch 1 the U-Net's inner levels apply 4-32 MB weights to maps of 1x1 to 16x16 pixels, and
 oneDNN runs those shapes at a small fraction of its peak (a 2x2 -> 4x4 transposed conv with
 1024 -> 512 channels took 27 ms forward + 42 ms backward for 0.07 GFLOP), so the inner levels
 of unet_256 took about a quarter of a CPU training step for 4% of its FLOPs.
@@ -13,11 +14,27 @@ Autograd differentiates matmul/unfold/fold, so the backward pass is GEMMs too. T
 plain subclasses of nn.Conv2d / nn.ConvTranspose2d: parameters, state-dict keys, initialisation
 and the maths are unchanged, and every other input (large maps, CUDA, groups, dilation, non-zero
 padding modes) takes the parent's path. Results agree with it to float rounding (summation order).
+
+**Large maps, inference.** Without gradients, a stride-1 convolution of a map of at least
+FAST_ALGO_MIN_PIXELS output pixels and FAST_ALGO_MIN_CHANNELS input channels runs through NNPACK
+(built into torch's x86 wheels): Winograd F(6x6, 3x3) for 3x3 kernels, FFT for larger ones. The same
+function with fewer multiplications. Measured on a 2-core AVX2 EPYC against oneDNN's direct
+convolution (benchmarks/results/fast_conv.json): the ResNet blocks' 256 ch at 64x64 0.44x the time,
+pix2pixHD's 1024 ch at 32x64 0.58x, its 7x7 input layer (36 -> 64 ch at 512x1024) 0.24x; below
+2048 pixels it is no faster (512 ch at 32x32: 1.08x). Fewer multiplications also round differently:
+relative error ~1e-5 of the output's range against ~1e-7 for the direct form, far inside what an
+8-bit or even 16-bit image can show. `exact_convs()` (or PIXTRANS_FAST_CONV=0) turns it off.
+In training (gradients needed) only inside `fast_training_convs()`, which the trainer enters
+for train.fast_conv=auto|on: forward and input gradient through NNPACK, the weight gradient through
+oneDNN (CycleGAN step 0.89x, median of 4 interleaved steps, p10 0.84x). Export, CUDA and bf16
+keep the direct convolution.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 from collections.abc import Iterator
 
 import torch
@@ -28,25 +45,134 @@ from torch import nn
 # faster up to 16x16 inputs for both directions, slower from 32x32 on).
 SMALL_MAP_PIXELS = 256
 
+# NNPACK in inference for stride-1 convolutions with at least this many output pixels and input
+# channels (measured crossover on a 2-core AVX2 EPYC: 2048 px; a 3-channel input layer gains nothing)
+FAST_ALGO_MIN_PIXELS = 2048
+FAST_ALGO_MIN_CHANNELS = 16
+
 # Off while a graph is traced for export (deploy/onnx_export.py): the traced graph must hold plain
 # Conv/ConvTranspose nodes, valid at every input size, not Unfold/MatMul chosen for the trace's size.
 _GEMM_PATH = [True]
+_FAST_ALGO = [os.environ.get("PIXTRANS_FAST_CONV", "1") not in ("0", "off", "false")]
+# with gradients too: forward and input gradient through NNPACK, weight gradient through oneDNN
+_FAST_ALGO_TRAIN = [False]
 
 
 @contextlib.contextmanager
 def plain_convs() -> Iterator[None]:
-    """Within the block, SmallMap convs always take the parent nn.Conv2d/ConvTranspose2d path."""
-    previous, _GEMM_PATH[0] = _GEMM_PATH[0], False
+    """Within the block, Fast* convs always take the parent nn.Conv2d/ConvTranspose2d path."""
+    previous = _GEMM_PATH[0], _FAST_ALGO[0]
+    _GEMM_PATH[0] = _FAST_ALGO[0] = False
     try:
         yield
     finally:
-        _GEMM_PATH[0] = previous
+        _GEMM_PATH[0], _FAST_ALGO[0] = previous
+
+
+@contextlib.contextmanager
+def exact_convs() -> Iterator[None]:
+    """Within the block, inference keeps oneDNN's direct convolution (no Winograd/FFT rounding)."""
+    previous, _FAST_ALGO[0] = _FAST_ALGO[0], False
+    try:
+        yield
+    finally:
+        _FAST_ALGO[0] = previous
+
+
+@contextlib.contextmanager
+def fast_training_convs(enabled: bool = True) -> Iterator[None]:
+    """Within the block, convolutions that need gradients may take the NNPACK path too (the
+    backward runs where the forward chose, after the block)."""
+    previous, _FAST_ALGO_TRAIN[0] = _FAST_ALGO_TRAIN[0], enabled
+    try:
+        yield
+    finally:
+        _FAST_ALGO_TRAIN[0] = previous
+
+
+def fast_algorithms_enabled() -> bool:
+    return _FAST_ALGO[0] and nnpack_available()
+
+
+@functools.cache
+def nnpack_available() -> bool:
+    # also initialises NNPACK: its convolution refuses to run before this call
+    return bool(torch.backends.nnpack.is_available())
+
+
+def _tracing() -> bool:
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
 
 
 def _small_cpu_map(x: torch.Tensor) -> bool:
-    if not _GEMM_PATH[0] or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+    if not _GEMM_PATH[0] or _tracing():
         return False
     return x.device.type == "cpu" and x.dim() == 4 and x.shape[-2] * x.shape[-1] <= SMALL_MAP_PIXELS
+
+
+def _fast_algo_fits(conv: nn.Conv2d, x: torch.Tensor) -> bool:
+    """Inference on the CPU, fp32, stride 1, a large map: NNPACK's Winograd/FFT pays."""
+    if not (_FAST_ALGO[0] and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4):
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad) and not _FAST_ALGO_TRAIN[0]:
+        return False
+    if torch.is_autocast_enabled("cpu") or _tracing():
+        return False
+    if conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or isinstance(conv.padding, str):
+        return False
+    if conv.padding_mode != "zeros" or conv.in_channels < FAST_ALGO_MIN_CHANNELS:
+        return False
+    (kh, kw), (ph, pw) = conv.kernel_size, conv.padding
+    h_out, w_out = x.shape[-2] + 2 * ph - kh + 1, x.shape[-1] + 2 * pw - kw + 1
+    return kh > 1 and h_out * w_out >= FAST_ALGO_MIN_PIXELS and nnpack_available()
+
+
+def _nnpack_per_image(x: torch.Tensor, weight: torch.Tensor, bias, padding: list[int]) -> torch.Tensor:
+    # one image at a time: NNPACK takes another algorithm for batches, and a translation must not
+    # depend on the rest of its batch
+    weight = weight.contiguous()
+    return torch.cat(
+        [
+            torch._nnpack_spatial_convolution(xi.contiguous(), weight, bias, padding, [1, 1])
+            for xi in x.split(1)
+        ]
+    )
+
+
+class _NnpackConvFunction(torch.autograd.Function):
+    """y = conv(x, W) + b through NNPACK; dx = conv(dy, flip(W)^T) through NNPACK too (a stride-1
+    conv's input gradient is a stride-1 conv with padding k-1-p); dW, db through oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.has_bias = padding, bias is not None
+        return _nnpack_per_image(x, weight, bias, padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            kh, kw = weight.shape[-2:]
+            flipped = weight.flip(2, 3).transpose(0, 1)
+            back_pad = [kh - 1 - ctx.padding[0], kw - 1 - ctx.padding[1]]
+            grad_x = _nnpack_per_image(grad, flipped, None, back_pad)
+        if need_w or (ctx.has_bias and need_b):
+            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad, x, weight, [weight.shape[0]] if ctx.has_bias else None,
+                [1, 1], ctx.padding, [1, 1], False, [0, 0], 1,
+                [False, need_w, ctx.has_bias and need_b],
+            )  # fmt: skip
+        return grad_x, grad_w, grad_b, None
+
+
+def _nnpack_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    padding = list(conv.padding)
+    if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
+        return _NnpackConvFunction.apply(x, conv.weight, conv.bias, padding)
+    return _nnpack_per_image(x, conv.weight, conv.bias, padding)
 
 
 def _per_sample_mm(w: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -60,10 +186,13 @@ def _per_sample_mm(w: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     return torch.stack([w @ c for c in cols.unbind(0)])
 
 
-class SmallMapConv2d(nn.Conv2d):
-    """nn.Conv2d; on the CPU, inputs of <= SMALL_MAP_PIXELS pixels run as unfold + matmul."""
+class FastConv2d(nn.Conv2d):
+    """nn.Conv2d; on the CPU, inputs of <= SMALL_MAP_PIXELS pixels run as unfold + matmul, and
+    large stride-1 maps in inference through NNPACK."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _fast_algo_fits(self, x):
+            return _nnpack_conv(self, x)
         if not (
             _small_cpu_map(x)
             and self.groups == 1
@@ -81,7 +210,7 @@ class SmallMapConv2d(nn.Conv2d):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1).to(y.dtype)
 
 
-class SmallMapConvTranspose2d(nn.ConvTranspose2d):
+class FastConvTranspose2d(nn.ConvTranspose2d):
     """nn.ConvTranspose2d; on the CPU, inputs of <= SMALL_MAP_PIXELS pixels run as matmul + fold."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:

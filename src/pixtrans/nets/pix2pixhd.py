@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from pixtrans import PixtransError
+from pixtrans.nets.conv import FastConv2d
 from pixtrans.nets.layers import check_norm, get_norm_layer
 from pixtrans.registry import DISCRIMINATORS, GENERATORS
 
@@ -74,11 +75,11 @@ class HDResnetBlock(nn.Module):
         pad2, p2 = _same_pad(padding_type)
         self.conv_block = nn.Sequential(
             *pad1,
-            nn.Conv2d(dim, dim, kernel_size=3, padding=p1),
+            FastConv2d(dim, dim, kernel_size=3, padding=p1),
             make_norm(dim),
             nn.ReLU(inplace=True),
             *pad2,
-            nn.Conv2d(dim, dim, kernel_size=3, padding=p2),
+            FastConv2d(dim, dim, kernel_size=3, padding=p2),
             make_norm(dim),
         )
 
@@ -115,7 +116,7 @@ def _stem(input_nc: int, ngf: int, make_norm) -> list[nn.Module]:
     """Reflect-padded 7x7 conv + norm + ReLU: (N, input_nc, H, W) -> (N, ngf, H, W)."""
     return [
         nn.ReflectionPad2d(3),
-        nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0),
+        FastConv2d(input_nc, ngf, kernel_size=7, padding=0),
         make_norm(ngf),
         nn.ReLU(inplace=True),
     ]
@@ -123,7 +124,7 @@ def _stem(input_nc: int, ngf: int, make_norm) -> list[nn.Module]:
 
 def _head(ngf: int, output_nc: int) -> list[nn.Module]:
     """Reflect-padded 7x7 conv to output_nc + Tanh: values in (-1, 1)."""
-    return [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+    return [nn.ReflectionPad2d(3), FastConv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from pixtrans import PixtransError
+from pixtrans.nets.conv import FastConv2d
 from pixtrans.nets.layers import check_norm, conv_bias, get_norm_layer
 from pixtrans.registry import GENERATORS
 
@@ -57,11 +58,11 @@ class ResnetBlock(nn.Module):
         bias = conv_bias(norm)
         layers: list[nn.Module] = []
         pad, p = _pad(padding_type)
-        layers += [*pad, nn.Conv2d(dim, dim, kernel_size=3, padding=p, bias=bias), make_norm(dim), nn.ReLU()]
+        layers += [*pad, FastConv2d(dim, dim, kernel_size=3, padding=p, bias=bias), make_norm(dim), nn.ReLU()]
         if dropout:
             layers.append(nn.Dropout(0.5))
         pad, p = _pad(padding_type)
-        layers += [*pad, nn.Conv2d(dim, dim, kernel_size=3, padding=p, bias=bias), make_norm(dim)]
+        layers += [*pad, FastConv2d(dim, dim, kernel_size=3, padding=p, bias=bias), make_norm(dim)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +106,7 @@ class ResnetGenerator(nn.Module):
         # modules are created in the official order, so a seeded build draws the same numbers
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=bias),
+            FastConv2d(input_nc, ngf, kernel_size=7, padding=0, bias=bias),
             make_norm(ngf),
             nn.ReLU(),
         ]
@@ -138,7 +139,7 @@ class ResnetGenerator(nn.Module):
             ]
         layers += [
             nn.ReflectionPad2d(3),
-            nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0),  # no norm after it: keeps its bias
+            FastConv2d(ngf, output_nc, kernel_size=7, padding=0),  # no norm after it: keeps its bias
             nn.Tanh(),
         ]
         self.n_blocks = n_blocks

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pixtrans import PixtransError
-from pixtrans.nets.conv import SmallMapConv2d, SmallMapConvTranspose2d
+from pixtrans.nets.conv import FastConv2d, FastConvTranspose2d
 from pixtrans.nets.layers import check_norm, conv_bias, get_norm_layer
 from pixtrans.registry import GENERATORS
 
@@ -52,21 +52,21 @@ class UnetSkipBlock(nn.Module):
         input_nc = outer_nc if input_nc is None else input_nc
 
         # down conv is created before up conv, as officially, so a seeded build draws the same numbers
-        # (SmallMap*: nn.Conv2d / nn.ConvTranspose2d that run the inner levels' tiny maps as GEMMs)
-        down_conv = SmallMapConv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        # (Fast*: nn.Conv2d / nn.ConvTranspose2d that run the inner levels' tiny maps as GEMMs)
+        down_conv = FastConv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
         # the innermost level has nothing to concat, so its up conv sees inner_nc, others 2*inner_nc
         up_in = inner_nc if innermost else 2 * inner_nc
         if outermost:
             # no norm follows the last up conv, so it always has a bias
-            up_conv = SmallMapConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1)
+            up_conv = FastConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1)
             inner = [] if innermost else [submodule]  # innermost too only when num_downs == 1
             layers = [down_conv, *inner, nn.ReLU(), up_conv, nn.Tanh()]
         elif innermost:
             # 1x1 bottleneck at the paper's sizes: no down norm there (BatchNorm of one pixel)
-            up_conv = SmallMapConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            up_conv = FastConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
             layers = [nn.LeakyReLU(0.2), down_conv, nn.ReLU(), up_conv, make_norm(outer_nc)]
         else:
-            up_conv = SmallMapConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            up_conv = FastConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
             layers = [nn.LeakyReLU(0.2), down_conv, make_norm(inner_nc), submodule]
             layers += [nn.ReLU(), up_conv, make_norm(outer_nc)]
             if dropout:

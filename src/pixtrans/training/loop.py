@@ -29,6 +29,7 @@ from pixtrans.data.build import build_dataset, check_sizes
 from pixtrans.data.sampler import StepBatchSampler, _mix
 from pixtrans.methods import Method
 from pixtrans.nets import complete_specs
+from pixtrans.nets.conv import fast_training_convs, nnpack_available
 from pixtrans.registry import METHODS
 from pixtrans.runtime import choose_amp, resolve_device
 from pixtrans.training.dist import average_gradients, barrier, broadcast_module, cleanup, init_distributed
@@ -141,6 +142,13 @@ class Trainer:
             "auto = on for CUDA, off on the CPU, where it measured no faster)",
             "convolutions on maps of <= 256 px: "
             + ("im2col + GEMM (nets/conv.py)" if self.device.type == "cpu" else "cuDNN"),
+            "stride-1 convolutions on maps of >= 2048 px: "
+            + (
+                "NNPACK Winograd/FFT, forward and input gradient (nets/conv.py; "
+                f"train.fast_conv={self.cfg.train.fast_conv}, off = direct)"
+                if self.device.type == "cpu" and self.cfg.train.fast_conv != "off" and nnpack_available()
+                else "direct"
+            ),
         ]
 
     @property
@@ -153,9 +161,12 @@ class Trainer:
         return [p for name in self.method.phase_nets(phase) for p in self.method.nets[name].parameters()]
 
     def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        """The forward passes' context: precision, and which convolution algorithms may run."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(fast_training_convs(self.cfg.train.fast_conv != "off"))
+        if self.amp_dtype is not None:
+            stack.enter_context(torch.autocast(self.device.type, dtype=self.amp_dtype))
+        return stack
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         out = {}
