@@ -1,5 +1,5 @@
 """Convolutions with two CPU fast paths: small feature maps as matrix products (one per image),
-and large stride-1 maps through NNPACK's fast algorithms in inference.
+and large stride-1 maps through NNPACK's fast algorithms (inference, and training when asked).
 
 **Small maps.** At batch 1 the U-Net's inner levels apply 4-32 MB weights to maps of 1x1 to 16x16 pixels, and
 oneDNN runs those shapes at a small fraction of its peak (a 2x2 -> 4x4 transposed conv with
@@ -19,11 +19,12 @@ padding modes) takes the parent's path. Results agree with it to float rounding 
 FAST_ALGO_MIN_PIXELS output pixels and FAST_ALGO_MIN_CHANNELS input channels runs through NNPACK
 (built into torch's x86 wheels): Winograd F(6x6, 3x3) for 3x3 kernels, FFT for larger ones. The same
 function with fewer multiplications. Measured on a 2-core AVX2 EPYC against oneDNN's direct
-convolution (benchmarks/results/fast_conv.json): the ResNet blocks' 256 ch at 64x64 0.44x the time,
-pix2pixHD's 1024 ch at 32x64 0.58x, its 7x7 input layer (36 -> 64 ch at 512x1024) 0.24x; below
-2048 pixels it is no faster (512 ch at 32x32: 1.08x). Fewer multiplications also round differently:
-relative error ~1e-5 of the output's range against ~1e-7 for the direct form, far inside what an
-8-bit or even 16-bit image can show. `exact_convs()` (or PIXTRANS_FAST_CONV=0) turns it off.
+convolution (benchmarks/fast_conv.py, results/fast_conv.json), inference: the ResNet blocks' 256 ch
+at 64x64 0.53x the time, pix2pixHD's 1024 ch at 32x64 0.69x, its 7x7 input layer (36 -> 64 ch at
+512x1024) 0.24x; under 2048 pixels it does not pay (512 ch at 32x32: 1.01x, 1024 ch at 16x32: 1.32x).
+Fewer multiplications also round differently:
+results lie ~1e-5 of the output's range from the direct form's, far inside what an 8-bit or even
+16-bit image can show. `exact_convs()` (or PIXTRANS_FAST_CONV=0) turns it off.
 In training (gradients needed) only inside `fast_training_convs()`, which the trainer enters
 for train.fast_conv=auto|on: forward and input gradient through NNPACK, the weight gradient through
 oneDNN (CycleGAN step 0.89x, median of 4 interleaved steps, p10 0.84x). Export, CUDA and bf16
