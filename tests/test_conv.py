@@ -197,3 +197,19 @@ def test_training_convs_give_the_direct_gradients_and_repeat_bitwise(nnpack_call
         torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-4 * c.abs().max().item())
     grads(ours, False)
     assert len(nnpack_calls) == 8  # outside the block training keeps the direct convolution
+
+
+def test_two_by_two_gemm_widths_are_left_to_onednn(monkeypatch):
+    unfolds, folds = [], []
+    real_unfold, real_fold = torch.nn.functional.unfold, torch.nn.functional.fold
+    monkeypatch.setattr(
+        torch.nn.functional, "unfold", lambda *a, **k: unfolds.append(1) or real_unfold(*a, **k)
+    )
+    monkeypatch.setattr(torch.nn.functional, "fold", lambda *a, **k: folds.append(1) or real_fold(*a, **k))
+    down, down_ref = _pair(FastConv2d, nn.Conv2d, 6, 5, 4, stride=2, padding=1)
+    up, up_ref = _pair(FastConvTranspose2d, nn.ConvTranspose2d, 6, 5, 4, stride=2, padding=1)
+    x4, x2 = torch.randn(1, 6, 4, 4), torch.randn(1, 6, 2, 2)
+    assert torch.equal(down(x4), down_ref(x4)) and torch.equal(up(x2), up_ref(x2))  # 2x2: oneDNN itself
+    assert unfolds == [] and folds == []
+    down(torch.randn(1, 6, 8, 8)), up(torch.randn(1, 6, 4, 4))  # 4x4 widths: the GEMM path
+    assert unfolds == [1] and folds == [1]
