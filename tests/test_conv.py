@@ -213,3 +213,21 @@ def test_two_by_two_gemm_widths_are_left_to_onednn(monkeypatch):
     assert unfolds == [] and folds == []
     down(torch.randn(1, 6, 8, 8)), up(torch.randn(1, 6, 4, 4))  # 4x4 widths: the GEMM path
     assert unfolds == [1] and folds == [1]
+
+
+@needs_nnpack
+def test_a_trainable_bias_alone_still_gets_its_gradient():
+    ours, ref = _pair(FastConv2d, nn.Conv2d, 16, 8, 3, padding=1)
+    for layer in (ours, ref):
+        layer.weight.requires_grad_(False)
+    x = torch.randn(1, 16, 48, 48)
+    with torch.no_grad():  # and in inference nothing is recorded
+        assert not ours(x).requires_grad
+    ours(x).sum().backward()  # outside fast_training_convs: the direct conv
+    with conv.fast_training_convs():
+        y = ours(x)
+    grad_direct, ours.bias.grad = ours.bias.grad, None
+    y.sum().backward()
+    ref(x).sum().backward()
+    torch.testing.assert_close(ours.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(grad_direct, ref.bias.grad)

@@ -118,10 +118,11 @@ def _small_cpu_map(x: torch.Tensor) -> bool:
 
 
 def _fast_algo_fits(conv: nn.Conv2d, x: torch.Tensor) -> bool:
-    """Inference on the CPU, fp32, stride 1, a large map: NNPACK's Winograd/FFT pays."""
+    """The CPU, fp32, stride 1, a large map, no gradients (or inside fast_training_convs()):
+    NNPACK's Winograd/FFT pays."""
     if not (_FAST_ALGO[0] and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4):
         return False
-    if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad) and not _FAST_ALGO_TRAIN[0]:
+    if _needs_grad(conv, x) and not _FAST_ALGO_TRAIN[0]:
         return False
     if torch.is_autocast_enabled("cpu") or _tracing():
         return False
@@ -132,6 +133,11 @@ def _fast_algo_fits(conv: nn.Conv2d, x: torch.Tensor) -> bool:
     (kh, kw), (ph, pw) = conv.kernel_size, conv.padding
     h_out, w_out = x.shape[-2] + 2 * ph - kh + 1, x.shape[-1] + 2 * pw - kw + 1
     return kh > 1 and h_out * w_out >= FAST_ALGO_MIN_PIXELS and nnpack_available()
+
+
+def _needs_grad(conv: nn.Conv2d, x: torch.Tensor) -> bool:
+    tensors = (x, conv.weight) if conv.bias is None else (x, conv.weight, conv.bias)
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _nnpack_per_image(x: torch.Tensor, weight: torch.Tensor, bias, padding: list[int]) -> torch.Tensor:
@@ -157,6 +163,7 @@ class _NnpackConvFunction(torch.autograd.Function):
         return _nnpack_per_image(x, weight, bias, padding)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # a double backward raises instead of going wrong
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
@@ -177,7 +184,7 @@ class _NnpackConvFunction(torch.autograd.Function):
 
 def _nnpack_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     padding = list(conv.padding)
-    if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
+    if _needs_grad(conv, x):
         return _NnpackConvFunction.apply(x, conv.weight, conv.bias, padding)
     return _nnpack_per_image(x, conv.weight, conv.bias, padding)
 
@@ -195,7 +202,7 @@ def _per_sample_mm(w: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
 
 class FastConv2d(nn.Conv2d):
     """nn.Conv2d; on the CPU, inputs of <= SMALL_MAP_PIXELS pixels run as unfold + matmul, and
-    large stride-1 maps in inference through NNPACK."""
+    large stride-1 maps through NNPACK (inference; training inside fast_training_convs())."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _fast_algo_fits(self, x):
