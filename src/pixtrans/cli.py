@@ -509,12 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="pix2pixHD: photos (file or folder) whose per-instance styles to use",
     )
-    p.add_argument(
-        "--exact-convs",
-        action="store_true",
-        help="keep the direct convolution on the CPU (no Winograd/FFT, ~1e-5 rounding apart; slower)",
-    )
-    p.set_defaults(fn=cmd_translate, inference=True)
+    _inference_command(p, cmd_translate)
 
     p = sub.add_parser(
         "features", help="pix2pixHD: encode a split and cluster per-instance styles into the export"
@@ -729,12 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fcn-steps", type=int, default=1000, help="MODEL: training steps of the FCN segmenter")
     p.add_argument("--batch-size", type=int, default=8, help="images per batch (translation, Inception)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument(
-        "--exact-convs",
-        action="store_true",
-        help="keep the direct convolution on the CPU (no Winograd/FFT, ~1e-5 rounding apart; slower)",
-    )
-    p.set_defaults(fn=cmd_evaluate, inference=True)
+    _inference_command(p, cmd_evaluate)
 
     p = sub.add_parser("serve", help="web page + REST API for models: draw, upload, edit labels and styles")
     p.add_argument("models", nargs="*", metavar="RUN_OR_EXPORT", help="run folders, exports or checkpoints")
@@ -750,16 +740,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue-size", type=int, default=16, help="waiting requests per model; more answer 503")
     p.add_argument("--max-batch", type=int, default=8, help="requests that arrive together run as one batch")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a request answers 504")
+    _inference_command(p, cmd_serve)
+
+    p = sub.add_parser("presets", help="list built-in configs")
+    p.set_defaults(fn=cmd_presets)
+    return parser
+
+
+def _inference_command(p: argparse.ArgumentParser, fn) -> None:
+    """A command that runs generators without training them: main() prepares its environment."""
     p.add_argument(
         "--exact-convs",
         action="store_true",
         help="keep the direct convolution on the CPU (no Winograd/FFT, ~1e-5 rounding apart; slower)",
     )
-    p.set_defaults(fn=cmd_serve, inference=True)
-
-    p = sub.add_parser("presets", help="list built-in configs")
-    p.set_defaults(fn=cmd_presets)
-    return parser
+    p.set_defaults(fn=fn)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -785,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
             if ignored:
                 print(f"note: no effect in pixtrans: {' '.join(ignored)}", file=sys.stderr)
         args.command_line = "pixtrans " + shlex.join(sys.argv[1:] if argv is None else argv)
-        if getattr(args, "inference", False):
+        if hasattr(args, "exact_convs"):  # an inference command (_inference_command)
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads libgomp
             if args.exact_convs:
                 from pixtrans.nets.conv import exact_convs
