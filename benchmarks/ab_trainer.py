@@ -8,7 +8,8 @@ Generator inference (eval, batch 1) is timed the same way. Prints B / A and writ
     python benchmarks/ab_trainer.py pix2pix/facades --b train.channels_last=on --steps 12
 
 `conv.small_map_pixels=N` is not a config key: it sets nets/conv.py's SMALL_MAP_PIXELS around that
-variant's calls (0 = every convolution through oneDNN). A compiled variant's first call (the
+variant's calls (0 = every convolution through oneDNN); `conv.gemm_skipped_widths=4` (a comma
+list, empty for none, `auto` for the CPU-dependent rule) sets GEMM_SKIPPED_WIDTHS likewise. A compiled variant's first call (the
 compile) is timed apart and reported as `first_call_s`.
 """
 
@@ -28,14 +29,25 @@ from pixtrans.nets import conv
 from pixtrans.runtime import synchronize, tune_malloc
 from pixtrans.training.loop import Trainer
 
-PSEUDO = "conv.small_map_pixels="
+# nets/conv.py settings a variant may change (not config keys): name -> parser of the value
+PSEUDO = {
+    "conv.small_map_pixels": ("SMALL_MAP_PIXELS", int),
+    "conv.gemm_skipped_widths": (
+        "GEMM_SKIPPED_WIDTHS",
+        lambda v: None if v == "auto" else tuple(int(w) for w in v.split(",") if w),
+    ),
+}
 
 
 def build(preset: str, common: list[str], extra: list[str]):
     """A trainer for preset + common + extra overrides, with its fixed batch and eval input."""
-    pseudo = [o for o in extra if o.startswith(PSEUDO)]
-    small = int(pseudo[-1][len(PSEUDO) :]) if pseudo else conv.SMALL_MAP_PIXELS
-    cfg = load_config(preset, [*common, *(o for o in extra if not o.startswith(PSEUDO))])
+    settings = {}
+    for o in extra:
+        key, _, value = o.partition("=")
+        if key in PSEUDO:
+            name, parse = PSEUDO[key]
+            settings[name] = parse(value)
+    cfg = load_config(preset, [*common, *(o for o in extra if o.partition("=")[0] not in PSEUDO)])
     torch.manual_seed(cfg.seed)
     with tempfile.TemporaryDirectory() as tmp:
         dataset = bench_dataset(cfg, max(2 * cfg.train.batch_size, 4))
@@ -46,13 +58,16 @@ def build(preset: str, common: list[str], extra: list[str]):
     with torch.no_grad():
         x = trainer.method.translator_input({k: v[:1] for k, v in batch.items()})
 
-    def with_small(fn):
+    def with_settings(fn):
         def call():
-            saved, conv.SMALL_MAP_PIXELS = conv.SMALL_MAP_PIXELS, small
+            saved = {name: getattr(conv, name) for name in settings}
+            for name, value in settings.items():
+                setattr(conv, name, value)
             try:
                 fn()
             finally:
-                conv.SMALL_MAP_PIXELS = saved
+                for name, value in saved.items():
+                    setattr(conv, name, value)
 
         return call
 
@@ -65,7 +80,7 @@ def build(preset: str, common: list[str], extra: list[str]):
             net(x)
         net.train()
 
-    return trainer, with_small(step), with_small(infer)
+    return trainer, with_settings(step), with_settings(infer)
 
 
 def first_call(fn, device) -> float:

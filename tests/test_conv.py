@@ -199,19 +199,42 @@ def test_training_convs_give_the_direct_gradients_and_repeat_bitwise(nnpack_call
     assert len(nnpack_calls) == 8  # outside the block training keeps the direct convolution
 
 
-def test_two_by_two_gemm_widths_are_left_to_onednn(monkeypatch):
+def _count_gemm_calls(monkeypatch) -> tuple[list, list]:
     unfolds, folds = [], []
     real_unfold, real_fold = torch.nn.functional.unfold, torch.nn.functional.fold
     monkeypatch.setattr(
         torch.nn.functional, "unfold", lambda *a, **k: unfolds.append(1) or real_unfold(*a, **k)
     )
     monkeypatch.setattr(torch.nn.functional, "fold", lambda *a, **k: folds.append(1) or real_fold(*a, **k))
+    return unfolds, folds
+
+
+def test_two_by_two_gemm_widths_are_left_to_onednn_in_fp32_off_intel(monkeypatch):
+    unfolds, folds = _count_gemm_calls(monkeypatch)
+    monkeypatch.setattr(conv, "_cpu_vendor", lambda: "AuthenticAMD")  # MKL's slow generic kernel
     down, down_ref = _pair(FastConv2d, nn.Conv2d, 6, 5, 4, stride=2, padding=1)
     up, up_ref = _pair(FastConvTranspose2d, nn.ConvTranspose2d, 6, 5, 4, stride=2, padding=1)
     x4, x2 = torch.randn(1, 6, 4, 4), torch.randn(1, 6, 2, 2)
     assert torch.equal(down(x4), down_ref(x4)) and torch.equal(up(x2), up_ref(x2))  # 2x2: oneDNN itself
     assert unfolds == [] and folds == []
     down(torch.randn(1, 6, 8, 8)), up(torch.randn(1, 6, 4, 4))  # 4x4 widths: the GEMM path
+    assert unfolds == [1] and folds == [1]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 matmuls are oneDNN's, not MKL's: GEMM
+        torch.testing.assert_close(down(x4).float(), down_ref(x4).float(), rtol=2e-2, atol=2e-2)
+        up(x2)
+    assert unfolds == [1, 1] and folds == [1, 1]
+
+
+def test_two_by_two_gemm_widths_take_the_gemm_on_intel_or_when_set(monkeypatch):
+    unfolds, folds = _count_gemm_calls(monkeypatch)
+    monkeypatch.setattr(conv, "_cpu_vendor", lambda: "GenuineIntel")
+    down, down_ref = _pair(FastConv2d, nn.Conv2d, 6, 5, 4, stride=2, padding=1)
+    up, up_ref = _pair(FastConvTranspose2d, nn.ConvTranspose2d, 6, 5, 4, stride=2, padding=1)
+    x4, x2 = torch.randn(1, 6, 4, 4), torch.randn(1, 6, 2, 2)
+    torch.testing.assert_close(down(x4), down_ref(x4)), torch.testing.assert_close(up(x2), up_ref(x2))
+    assert unfolds == [1] and folds == [1]
+    monkeypatch.setattr(conv, "GEMM_SKIPPED_WIDTHS", (4,))  # an explicit tuple holds on every CPU
+    down(x4), up(x2)
     assert unfolds == [1] and folds == [1]
 
 

@@ -46,11 +46,15 @@ from torch import nn
 # faster up to 16x16 inputs for both directions, slower from 32x32 on).
 SMALL_MAP_PIXELS = 256
 
-# GEMM widths (output pixels of a conv, input pixels of a transposed conv) left to oneDNN: with a
-# width of 4 (2x2 maps) MKL's sgemm takes a slow kernel for the transposed weight on this AVX2 EPYC
-# (37 ms against 6.6 ms for the same 8192x1024 @ 1024x4 product untransposed), and oneDNN wins
-# there (U-Net 1024 -> 512 transposed, 2x2 input: 27 against 59 ms forward + backward)
-GEMM_SKIPPED_WIDTHS: tuple[int, ...] = (4,)
+# GEMM widths (output pixels of a conv, input pixels of a transposed conv) left to oneDNN in fp32
+# on CPUs whose vendor is not Intel (None = that rule; a tuple = those widths everywhere): with a
+# width of 4 (2x2 maps) MKL's sgemm takes a slow generic kernel for the transposed weight on an
+# AVX2 AMD EPYC (37 ms against 6.6 ms for the same 8192x1024 @ 1024x4 product untransposed), and
+# oneDNN wins there (U-Net 1024 -> 512 transposed, 2x2 input: 27 against 59 ms forward +
+# backward). On an Intel Xeon the GEMM wins at 2x2 too (7.6 against 12.7 ms in fp32), and under
+# bf16 autocast, where matmuls run through oneDNN rather than MKL's sgemm, everywhere (8.3 against
+# 24 ms: oneDNN's bf16 convolution is slower than its fp32 one on these weight-bound shapes).
+GEMM_SKIPPED_WIDTHS: tuple[int, ...] | None = None
 
 # NNPACK in inference for stride-1 convolutions with at least this many output pixels and input
 # channels (measured crossover on a 2-core AVX2 EPYC: 2048 px; a 3-channel input layer gains nothing)
@@ -105,6 +109,27 @@ def fast_algorithms_enabled() -> bool:
 def nnpack_available() -> bool:
     # also initialises NNPACK: its convolution refuses to run before this call
     return bool(torch.backends.nnpack.is_available())
+
+
+@functools.cache
+def _cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _gemm_skipped(width: int, x: torch.Tensor) -> bool:
+    """Does a GEMM of this width go to oneDNN instead (see GEMM_SKIPPED_WIDTHS)?"""
+    if GEMM_SKIPPED_WIDTHS is not None:
+        return width in GEMM_SKIPPED_WIDTHS
+    if torch.is_autocast_enabled(x.device.type) or x.dtype != torch.float32:
+        return False
+    return width == 4 and _cpu_vendor() != "GenuineIntel"
 
 
 def _tracing() -> bool:
@@ -218,7 +243,7 @@ class FastConv2d(nn.Conv2d):
         n, _, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         h_out, w_out = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        if h_out * w_out in GEMM_SKIPPED_WIDTHS:
+        if _gemm_skipped(h_out * w_out, x):
             return super().forward(x)
         cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))  # (N, Cin*kh*kw, L)
         y = _per_sample_mm(self.weight.reshape(self.out_channels, -1), cols)  # (N, Cout, L)
@@ -239,7 +264,7 @@ class FastConvTranspose2d(nn.ConvTranspose2d):
         ):
             return super().forward(x, output_size)
         n, c, h, w = x.shape
-        if h * w in GEMM_SKIPPED_WIDTHS:
+        if _gemm_skipped(h * w, x):
             return super().forward(x, output_size)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         h_out, w_out = (h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw
