@@ -9,8 +9,8 @@ Generator inference (eval, batch 1) is timed the same way. Prints B / A and writ
 
 `conv.small_map_pixels=N` is not a config key: it sets nets/conv.py's SMALL_MAP_PIXELS around that
 variant's calls (0 = every convolution through oneDNN); `conv.gemm_skipped_widths=4` (a comma
-list, empty for none, `auto` for the CPU-dependent rule) sets GEMM_SKIPPED_WIDTHS likewise. A compiled variant's first call (the
-compile) is timed apart and reported as `first_call_s`.
+list, empty for none, `auto` for the CPU-dependent rule) sets GEMM_SKIPPED_WIDTHS likewise.
+A compiled variant's first call (the compile) is timed apart and reported as `first_call_s`.
 """
 
 from __future__ import annotations
