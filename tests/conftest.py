@@ -26,6 +26,9 @@ def tiny_overrides(run_dir, data_root, **extra) -> list[str]:
         "train.report_every": 5,
         "train.checkpoint_every": 4,
         "train.progress": "false",
+        # paper-exact fp32 on every CPU (auto takes bf16 where it is native): tests that compare
+        # numbers across runs or processes need one precision; the precision tests set their own
+        "train.amp": "off",
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

@@ -114,6 +114,7 @@ def test_bench_command_reports_ratio_for_a_config(tmp_path, capsys):
         "model.D.ndf=4",
         "data.crop_size=64",
         "data.load_size=64",
+        "train.amp=off",  # the fp32 floor below (auto takes bf16 where it is native)
         "--steps",
         "2",
         "--warmup",

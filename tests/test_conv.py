@@ -84,6 +84,7 @@ def test_an_image_translates_the_same_whatever_else_is_in_its_batch():
     assert torch.equal(together, alone)
 
 
+WINOGRAD_PAYS = conv.winograd_pays
 needs_nnpack = pytest.mark.skipif(not conv.nnpack_available(), reason="this torch has no NNPACK")
 
 
@@ -97,7 +98,26 @@ def nnpack_calls(monkeypatch):
         return real(x, *args)
 
     monkeypatch.setattr(torch, "_nnpack_spatial_convolution", counting)
+    # 3x3 layers take Winograd on every CPU here, as on AVX2 ones, so the path is tested anywhere
+    monkeypatch.setattr(conv, "winograd_pays", lambda: True)
     return calls
+
+
+@needs_nnpack
+def test_on_avx512_3x3_layers_stay_direct_and_7x7_still_take_nnpack(nnpack_calls, monkeypatch):
+    monkeypatch.setattr(conv, "winograd_pays", WINOGRAD_PAYS.__wrapped__)  # uncached, real rule
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    (c3, _), (c7, _) = (_pair(FastConv2d, nn.Conv2d, 16, 8, k, padding=k // 2) for k in (3, 7))
+    x = torch.randn(1, 16, 50, 50)
+    with torch.inference_mode():
+        c3(x)
+        assert nnpack_calls == []
+        c7(x)
+        assert nnpack_calls == [(1, 16, 50, 50)]
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    with torch.inference_mode():
+        c3(x)
+    assert nnpack_calls == [(1, 16, 50, 50)] * 2
 
 
 @needs_nnpack

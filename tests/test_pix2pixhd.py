@@ -42,6 +42,7 @@ def tiny_hd(run_dir, **extra) -> list[str]:
         "train.report_every": 4,
         "train.checkpoint_every": 4,
         "train.progress": "false",
+        "train.amp": "off",  # one precision on every CPU (auto takes bf16 where it is native)
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

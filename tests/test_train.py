@@ -280,7 +280,11 @@ def test_amp_auto_takes_bf16_only_where_native_and_faster(
     monkeypatch.setattr(runtime, "native_bf16", lambda device: (native, "a CPU of this test"))
     monkeypatch.setattr(runtime, "_conv_step_seconds", lambda device, dtype: bf16_s if dtype else fp32_s)
     run = tmp_path / "run"
-    trainer = fit(load_config("pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 2})))
+    trainer = fit(
+        load_config(
+            "pix2pix/demo", tiny_overrides(run, synth_root, **{"train.max_steps": 2, "train.amp": "auto"})
+        )
+    )
     assert trainer.amp_dtype == (torch.bfloat16 if chosen == "bf16" else None)
     assert (
         f"precision: train.amp=auto: {'bf16 autocast' if chosen == 'bf16' else 'fp32'}"

@@ -22,7 +22,8 @@ function with fewer multiplications. Measured on a 2-core AVX2 EPYC against oneD
 convolution (benchmarks/fast_conv.py, results/fast_conv.json), inference: the ResNet blocks' 256 ch
 at 64x64 0.53x the time, pix2pixHD's 1024 ch at 32x64 0.69x, its 7x7 input layer (36 -> 64 ch at
 512x1024) 0.24x; under 2048 pixels it does not pay (512 ch at 32x32: 1.01x, 1024 ch at 16x32: 1.32x).
-Fewer multiplications also round differently:
+On an AVX-512 CPU oneDNN's direct 3x3 is faster than NNPACK's AVX2 Winograd, so there only the
+larger kernels take it (`winograd_pays`). Fewer multiplications also round differently:
 results lie ~1e-5 of the output's range from the direct form's, far inside what an 8-bit or even
 16-bit image can show. `exact_convs()` (or PIXTRANS_FAST_CONV=0) turns it off.
 In training (gradients needed) only inside `fast_training_convs()`, which the trainer enters
@@ -157,7 +158,17 @@ def _fast_algo_fits(conv: nn.Conv2d, x: torch.Tensor) -> bool:
         return False
     (kh, kw), (ph, pw) = conv.kernel_size, conv.padding
     h_out, w_out = x.shape[-2] + 2 * ph - kh + 1, x.shape[-1] + 2 * pw - kw + 1
+    if (kh, kw) == (3, 3) and not winograd_pays():
+        return False
     return kh > 1 and h_out * w_out >= FAST_ALGO_MIN_PIXELS and nnpack_available()
+
+
+@functools.cache
+def winograd_pays() -> bool:
+    """NNPACK's kernels are AVX2 code: on an AVX-512 CPU oneDNN's direct 3x3 convolution beats
+    its Winograd (1.2-1.4x NNPACK's time in inference on an AMX Xeon, results/fast_conv_amx.json),
+    while its FFT still wins for 7x7 kernels there (0.34-0.64x), so only 3x3 layers stay direct."""
+    return torch.backends.cpu.get_cpu_capability() != "AVX512"
 
 
 def _needs_grad(conv: nn.Conv2d, x: torch.Tensor) -> bool:

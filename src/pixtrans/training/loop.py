@@ -29,7 +29,7 @@ from pixtrans.data.build import build_dataset, check_sizes
 from pixtrans.data.sampler import StepBatchSampler, _mix
 from pixtrans.methods import Method
 from pixtrans.nets import complete_specs
-from pixtrans.nets.conv import fast_training_convs, nnpack_available
+from pixtrans.nets.conv import fast_training_convs, nnpack_available, winograd_pays
 from pixtrans.registry import METHODS
 from pixtrans.runtime import choose_amp, resolve_device
 from pixtrans.training.dist import average_gradients, barrier, broadcast_module, cleanup, init_distributed
@@ -142,14 +142,23 @@ class Trainer:
             "auto = on for CUDA, off on the CPU, where it measured no faster)",
             "convolutions on maps of <= 256 px: "
             + ("im2col + GEMM (nets/conv.py)" if self.device.type == "cpu" else "cuDNN"),
-            "stride-1 convolutions on maps of >= 2048 px: "
-            + (
-                "NNPACK Winograd/FFT, forward and input gradient (nets/conv.py; "
-                f"train.fast_conv={self.cfg.train.fast_conv}, off = direct)"
-                if self.device.type == "cpu" and self.cfg.train.fast_conv != "off" and nnpack_available()
-                else "direct"
-            ),
+            f"stride-1 convolutions on maps of >= 2048 px: {self._fast_conv_choice()}",
         ]
+
+    def _fast_conv_choice(self) -> str:
+        fc = self.cfg.train.fast_conv
+        if self.device.type != "cpu" or fc == "off" or not nnpack_available():
+            return "direct"
+        if self.amp_dtype is not None:
+            return f"direct (train.fast_conv={fc}, but NNPACK runs fp32 only and this step is bf16)"
+        algos = (
+            "Winograd/FFT"
+            if winograd_pays()
+            else "FFT for kernels > 3x3 (3x3 direct: this AVX-512 CPU runs it faster)"
+        )
+        return (
+            f"NNPACK {algos}, forward and input gradient (nets/conv.py; train.fast_conv={fc}, off = direct)"
+        )
 
     @property
     def size_multiple(self) -> int:
