@@ -24,7 +24,8 @@ subprocess, peak RSS from getrusage.
 Like `pixtrans translate`, it sets OMP_WAIT_POLICY=PASSIVE before torch loads (idle OpenMP threads
 sleep, so NNPACK's threads get the cores); the official forward runs in the same process under it.
 "ours_torch_exact" is our torch path with nets/conv.py's fast algorithms off (oneDNN's direct
-convolution, as the official code).
+convolution, as the official code); "ours_torch_bf16" is `translate --precision bf16` (bf16
+autocast; fast where the CPU has AMX or AVX512-BF16), its PSNR against fp32 measured like int8's.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from pixtrans.inference import Translator
 from pixtrans.metrics.paired import psnr
 from pixtrans.nets import build_generator
 from pixtrans.nets.conv import exact_convs, fast_algorithms_enabled
+from pixtrans.runtime import native_bf16
 
 MODELS = {
     "unet_256": {
@@ -128,6 +130,7 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
     torch.manual_seed(0)
     ours = build_generator(cfg["spec"], cfg["input_nc"], 3).eval()
     translator = Translator(ours, input_nc=cfg["input_nc"], output_nc=3)
+    translator_bf16 = Translator(ours, input_nc=cfg["input_nc"], output_nc=3, precision="bf16")
     theirs = official_net(key, root).eval()
     loaded = True
     try:
@@ -160,6 +163,15 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
         )
         for h in held
     ]
+    psnrs_bf16 = [
+        psnr(
+            (translator.translate_tensor(torch.from_numpy(h), mode="eval").numpy() + 1) / 2,
+            np.clip(
+                (translator_bf16.translate_tensor(torch.from_numpy(h), mode="eval").numpy() + 1) / 2, 0, 1
+            ),
+        )
+        for h in held
+    ]
 
     def official_call():
         with torch.no_grad():
@@ -167,6 +179,9 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
 
     def torch_call():
         translator.translate_tensor(x, mode="eval")
+
+    def torch_bf16_call():
+        translator_bf16.translate_tensor(x, mode="eval")
 
     def torch_exact_call():
         with exact_convs():
@@ -176,6 +191,7 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
         "official_torch": official_call,
         "ours_torch_fp32": torch_call,
         "ours_torch_exact": torch_exact_call,
+        "ours_torch_bf16": torch_bf16_call,
         "ours_ort_fp32": lambda: s32.run(None, {INPUT_NAME: x_np}),
         "ours_ort_int8": lambda: s8.run(None, {INPUT_NAME: x_np}),
     }
@@ -192,7 +208,9 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
     med = {k: statistics.median(v) for k, v in times.items()}
     official = med["official_torch"]
     quality_holds = float(np.mean(psnrs)) >= 30.0
+    bf16_holds = float(np.mean(psnrs_bf16)) >= 30.0  # the same bar as int8's
     faithful = ["ours_torch_fp32", "ours_ort_fp32"] + (["ours_ort_int8"] if quality_holds else [])
+    faithful += ["ours_torch_bf16"] if bf16_holds else []
     fastest = min(faithful, key=med.get)
     return {
         "input": [1, cfg["input_nc"], *cfg["size"]],
@@ -207,6 +225,8 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
         "int8_speedup_vs_torch_fp32": med["ours_torch_fp32"] / med["ours_ort_int8"],
         "int8_psnr_db_vs_fp32": float(np.mean(psnrs)),
         "int8_quality_holds": quality_holds,
+        "bf16_psnr_db_vs_fp32": float(np.mean(psnrs_bf16)),
+        "bf16_quality_holds": bf16_holds,
         "fastest_faithful": fastest,
         "fastest_faithful_vs_official": med[fastest] / official,
         "goal_half_official_met": med[fastest] / official <= 0.5,
@@ -291,11 +311,18 @@ def main() -> int:
     import onnxruntime
 
     result["machine"]["onnxruntime"] = onnxruntime.__version__
+    result["machine"]["native_bf16"] = native_bf16(torch.device("cpu"))[1]
     with tempfile.TemporaryDirectory() as tmp:
         for key in args.models.split(","):
             r = bench_model(key, root, floor, Path(tmp))
             result["models"][key] = r
-            shown = ("median_ms", "ratio_to_floor", "vs_official", "int8_psnr_db_vs_fp32")
+            shown = (
+                "median_ms",
+                "ratio_to_floor",
+                "vs_official",
+                "int8_psnr_db_vs_fp32",
+                "bf16_psnr_db_vs_fp32",
+            )
             print(key, json.dumps({k: r[k] for k in shown}), flush=True)
     if not args.no_tiling:
         result["tiling"] = bench_tiling()

@@ -24,6 +24,7 @@ import shlex
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 from pixtrans import PixtransError, __version__
@@ -754,6 +755,13 @@ def _inference_command(p: argparse.ArgumentParser, fn) -> None:
         action="store_true",
         help="keep the direct convolution on the CPU (no Winograd/FFT, ~1e-5 rounding apart; slower)",
     )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16", "auto"],
+        default="fp32",
+        help="run the generators in fp32 (default), bf16 or fp16 (CUDA) autocast, or auto: bf16 where "
+        "the device runs it natively (AMX, AVX512-BF16, recent GPUs), else fp32",
+    )
     p.set_defaults(fn=fn)
 
 
@@ -782,11 +790,11 @@ def main(argv: list[str] | None = None) -> int:
         args.command_line = "pixtrans " + shlex.join(sys.argv[1:] if argv is None else argv)
         if hasattr(args, "exact_convs"):  # an inference command (_inference_command)
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads libgomp
-            if args.exact_convs:
-                from pixtrans.nets.conv import exact_convs
+            from pixtrans.nets.conv import exact_convs
+            from pixtrans.runtime import inference_precision
 
-                with exact_convs():
-                    return args.fn(args)
+            with inference_precision(args.precision), exact_convs() if args.exact_convs else nullcontext():
+                return args.fn(args)
         return args.fn(args)
     except PixtransError as e:
         print(f"error: {e}", file=sys.stderr)

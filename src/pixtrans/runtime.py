@@ -6,9 +6,11 @@ imports another just to pick a device.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -129,3 +131,60 @@ def choose_amp(device: torch.device) -> tuple[str, str]:
     if bf16 < 0.9 * fp32:
         return "bf16", f"bf16 autocast ({why}; a conv step measured {fp32 / bf16:.1f}x faster than fp32)"
     return "off", f"fp32 ({why}, but a conv step measured no faster in bf16: {fp32 / bf16:.2f}x)"
+
+
+# Inference precision: fp32 (the default: the trained function to float rounding), bf16 / fp16
+# autocast (fp16 on CUDA only), or auto = bf16 where the device runs it natively, else fp32.
+INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_DEFAULT_INFERENCE_PRECISION = ["fp32"]
+
+
+def default_inference_precision() -> str:
+    return _DEFAULT_INFERENCE_PRECISION[0]
+
+
+@contextlib.contextmanager
+def inference_precision(precision: str) -> Iterator[None]:
+    """Within the block, translators built without an explicit precision use `precision`
+    (what `pixtrans translate / evaluate / serve --precision` set)."""
+    check_inference_precision(precision)
+    previous, _DEFAULT_INFERENCE_PRECISION[0] = _DEFAULT_INFERENCE_PRECISION[0], precision
+    try:
+        yield
+    finally:
+        _DEFAULT_INFERENCE_PRECISION[0] = previous
+
+
+def check_inference_precision(precision: str) -> None:
+    if precision not in INFERENCE_PRECISIONS:
+        raise PixtransError(
+            f"unknown inference precision '{precision}'; valid: {', '.join(INFERENCE_PRECISIONS)}"
+        )
+
+
+def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype a translator at `precision` runs its nets in on `device` (None: fp32)."""
+    check_inference_precision(precision)
+    if precision == "auto":
+        native, _ = native_bf16(device)
+        if native:
+            return torch.bfloat16
+        return torch.float16 if device.type == "cuda" else None
+    if precision == "fp16" and device.type != "cuda":
+        raise PixtransError("precision fp16 needs a CUDA device; on the CPU use bf16 (or fp32)")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast_to(device: torch.device, dtype: torch.dtype | None):
+    """torch.autocast on `device` to `dtype`, or a no-op for None (fp32)."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def check_backend_precision(backend: str, precision: str | None, device: str | torch.device) -> None:
+    """ONNX Runtime backends run the exported fp32 (or int8) graph: no torch autocast."""
+    chosen = precision or default_inference_precision()
+    if backend != "torch" and inference_dtype(chosen, resolve_device(device)) is not None:
+        raise PixtransError(
+            f"precision {chosen} runs with the torch backend only; backend {backend} runs its own "
+            "fp32 graph (or int8: backend onnxruntime-int8): drop --precision or use --backend torch"
+        )

@@ -38,7 +38,13 @@ from pixtrans.data.labelmap import LabelInput
 from pixtrans.inference.loading import ModelSource, load_backend_net, open_model, save_export
 from pixtrans.inference.padding import pad_to_multiple
 from pixtrans.registry import TRANSLATORS
-from pixtrans.runtime import resolve_device
+from pixtrans.runtime import (
+    autocast_to,
+    check_backend_precision,
+    default_inference_precision,
+    inference_dtype,
+    resolve_device,
+)
 
 
 def instance_class(inst_id: int) -> int:
@@ -88,8 +94,11 @@ class LabelTranslator:
         clusters: Mapping[int, torch.Tensor] | None = None,  # class id -> [k, feat_num] centres
         info: dict | None = None,
         device: str | torch.device = "cpu",
+        precision: str | None = None,  # as Translator's: fp32 | bf16 | fp16 | auto
     ):
         self.device = resolve_device(device)
+        self.precision = precision or default_inference_precision()
+        self.amp_dtype = inference_dtype(self.precision, self.device)  # None: fp32
         self.G = G.to(self.device).eval().requires_grad_(False)
         self.E = E.to(self.device).eval().requires_grad_(False) if E is not None else None
         self.inputs = inputs
@@ -113,11 +122,16 @@ class LabelTranslator:
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, device: str | torch.device = "cpu", backend: str = "torch"
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        backend: str = "torch",
+        precision: str | None = None,
     ) -> LabelTranslator:
         """A pix2pixHD run folder, export folder or checkpoint (see inference.loading); backend
-        "onnxruntime" runs the export's ONNX models of G and E (see Translator.from_pretrained)."""
-        return cls.from_source(open_model(path), device=device, backend=backend)
+        "onnxruntime" runs the export's ONNX models of G and E, `precision` as for
+        Translator.from_pretrained."""
+        return cls.from_source(open_model(path), device=device, backend=backend, precision=precision)
 
     @classmethod
     def from_source(
@@ -126,7 +140,9 @@ class LabelTranslator:
         device: str | torch.device = "cpu",
         generator: str | None = None,
         backend: str = "torch",
+        precision: str | None = None,
     ) -> LabelTranslator:
+        check_backend_precision(backend, precision, device)
         return cls(
             load_backend_net(source, "G", backend, device),
             load_backend_net(source, "E", backend, device) if "E" in source.names else None,
@@ -134,6 +150,7 @@ class LabelTranslator:
             clusters=source.clusters(),
             info=source.info,
             device=device,
+            precision=precision,
         )
 
     def save_pretrained(self, out_dir: str | os.PathLike) -> Path:
@@ -240,7 +257,8 @@ class LabelTranslator:
                         f"style image is {tuple(image.shape[-2:])}, "
                         f"the label map {tuple(label.shape[-2:])}; they must match"
                     )
-                feat = self.E(*self._padded_pair(image, inst))
+                with autocast_to(self.device, self.amp_dtype):
+                    feat = self.E(*self._padded_pair(image, inst)).float()
                 feat = feat[..., : label.shape[-2], : label.shape[-1]]
             else:
                 if not self.clusters and styles:
@@ -252,7 +270,8 @@ class LabelTranslator:
         h, w = x.shape[-2:]
         with self._lock:
             xp, (top, left) = pad_to_multiple(x, self.size_multiple)
-            y = self.G(xp)
+            with autocast_to(self.device, self.amp_dtype):
+                y = self.G(xp).float()
         return y[..., top : top + h, left : left + w].clone()
 
     def _padded_pair(self, image: torch.Tensor, inst: torch.Tensor):

@@ -52,7 +52,13 @@ from pixtrans.inference.padding import pad_to_multiple
 from pixtrans.inference.tiling import check_tile_mode, check_tiling, translate_tiled
 from pixtrans.nets.modes import paper_mode
 from pixtrans.registry import TRANSLATORS
-from pixtrans.runtime import resolve_device
+from pixtrans.runtime import (
+    autocast_to,
+    check_backend_precision,
+    default_inference_precision,
+    inference_dtype,
+    resolve_device,
+)
 
 Mode = Literal["eval", "paper"]
 MODES = ("eval", "paper")
@@ -183,8 +189,11 @@ class Translator:
         direction: str = "AtoB",
         info: dict | None = None,
         device: str | torch.device = "cpu",
+        precision: str | None = None,  # fp32 | bf16 | fp16 | auto; None: the CLI's --precision (fp32)
     ):
         self.device = resolve_device(device)
+        self.precision = precision or default_inference_precision()
+        self.amp_dtype = inference_dtype(self.precision, self.device)  # None: fp32
         self.net = net.to(self.device).eval().requires_grad_(False)
         self.name = name
         self.input_nc = int(input_nc)
@@ -201,7 +210,7 @@ class Translator:
         return (
             f"Translator(name={self.name!r}, spec={spec}, input_nc={self.input_nc}, "
             f"output_nc={self.output_nc}, size_multiple={self.size_multiple}, "
-            f"direction={self.direction!r}, device={str(self.device)!r})"
+            f"direction={self.direction!r}, device={str(self.device)!r}, precision={self.precision!r})"
         )
 
     # ------------------------------------------------------------------------------------------
@@ -214,6 +223,7 @@ class Translator:
         device: str | torch.device = "cpu",
         generator: str | None = None,
         backend: str = "torch",
+        precision: str | None = None,
     ) -> Any:
         """Load from an export folder, a run folder or a training checkpoint file (open_model).
 
@@ -222,7 +232,8 @@ class Translator:
         several generators (CycleGAN: "G_ab" or "G_ba"; with one, or with "G", it may be left
         out) and always gives a plain image Translator over that net. `backend`: "torch", or
         "onnxruntime" / "onnxruntime-int8" to run the export's ONNX models (deploy/ort_backend.py;
-        eval mode only), with the same padding, cropping and outputs.
+        eval mode only), with the same padding, cropping and outputs. `precision`: "fp32" (the
+        default), "bf16" / "fp16" autocast (fp16: CUDA), or "auto" (bf16 where native, else fp32).
         """
         path = Path(path)
         if generator is None and path.is_file() and path.suffix == ".safetensors":
@@ -231,6 +242,8 @@ class Translator:
         kind = source.method.translator if generator is None else "image"
         # backend passed only when asked for: a registered translator that predates it still loads
         extra = {} if backend == "torch" else {"backend": backend}
+        if precision is not None:
+            extra["precision"] = precision
         return TRANSLATORS.get(kind).from_source(source, device=device, generator=generator, **extra)
 
     @classmethod
@@ -240,7 +253,9 @@ class Translator:
         device: str | torch.device = "cpu",
         generator: str | None = None,
         backend: str = "torch",
+        precision: str | None = None,
     ) -> Translator:
+        check_backend_precision(backend, precision, device)
         name = _pick_generator(source.names, generator, source.path)
         io = source.io(name)
         return cls(
@@ -252,6 +267,7 @@ class Translator:
             direction=io.get("direction", source.info.get("direction", "AtoB")),
             info=source.info,
             device=device,
+            precision=precision,
         )
 
     def save_pretrained(self, out_dir: str | os.PathLike) -> Path:
@@ -286,12 +302,14 @@ class Translator:
         h, w = x.shape[-2:]
         with self._lock, torch.inference_mode():
             xp, (top, left) = pad_to_multiple(x, self.size_multiple)
-            if mode == "eval":
-                self.net.eval()
-                y = self.net(xp)
-            else:
-                with paper_mode(self.net), self._seeded(seed):
+            with autocast_to(self.device, self.amp_dtype):
+                if mode == "eval":
+                    self.net.eval()
                     y = self.net(xp)
+                else:
+                    with paper_mode(self.net), self._seeded(seed):
+                        y = self.net(xp)
+            y = y.float()
         # cloned outside inference mode: callers get ordinary tensors they may modify in place
         return y[..., top : top + h, left : left + w].clone()
 
