@@ -5,10 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import tiny_overrides
 from PIL import Image
 
+from pixtrans import runtime
 from pixtrans.artifacts.checkpoints import list_checkpoints
 from pixtrans.cli import main
 from pixtrans.nets import conv
@@ -111,6 +113,11 @@ def test_translate_export_convert_from_the_command_line(tmp_path, synth_root):
     exact = ["translate", str(run), str(images / "a.png"), str(tmp_path / "exact.png"), "--exact-convs"]
     assert main([*exact, "--mode", "eval"]) == 0 and Image.open(tmp_path / "exact.png").size == (37, 21)
     assert conv.fast_algorithms_enabled() == conv.nnpack_available()  # on again after the command
+    bf16 = ["translate", str(run), str(images / "a.png"), str(tmp_path / "bf16.png"), "--mode", "eval"]
+    assert main([*bf16, "--precision", "bf16"]) == 0
+    fp32, half = (np.asarray(Image.open(tmp_path / f), dtype=float) for f in ("exact.png", "bf16.png"))
+    assert fp32.shape == half.shape and np.abs(fp32 - half).mean() < 8  # bf16: a few levels at most
+    assert runtime.default_inference_precision() == "fp32"  # back to the default after the command
     assert main(["export", str(run), str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "config.json").is_file()
 

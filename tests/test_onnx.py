@@ -274,6 +274,10 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     assert main(["translate", str(tiny_run), str(src), str(tmp_path / "p.png"), "--backend", "onnxruntime",
                  "--mode", "paper"]) == 2  # fmt: skip
     assert "no paper-mode graph" in capsys.readouterr().err
+    # bf16 autocast is a torch-backend setting: refused with the ONNX graph, in one line
+    assert main(["translate", str(tiny_run), str(src), str(tmp_path / "q.png"), "--backend", "onnxruntime",
+                 "--precision", "bf16"]) == 2  # fmt: skip
+    assert "torch backend only" in capsys.readouterr().err and not (tmp_path / "q.png").exists()
 
 
 @needs_onnx

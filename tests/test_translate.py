@@ -349,3 +349,34 @@ def test_translating_needs_none_of_the_training_extras(tmp_path, exported):
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert Image.open(tmp_path / "out.png").size == (40, 30)
+
+
+# ----------------------------------------------------------------------------------------------
+# precision
+
+
+def test_bf16_precision_runs_under_autocast_and_returns_fp32_close_to_it(exported):
+    fp32 = Translator.from_pretrained(exported[0])
+    bf16 = Translator.from_pretrained(exported[0], precision="bf16")
+    assert (fp32.amp_dtype, bf16.amp_dtype) == (None, torch.bfloat16) and "bf16" in repr(bf16)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    a, b = fp32(x, mode="eval"), bf16(x, mode="eval")
+    assert b.dtype == torch.float32 and b.shape == a.shape
+    assert 0 < (a - b).abs().max() < 0.1  # another precision, the same function to ~1e-2
+    t = bf16.translate_tiled(np.full((70, 90, 3), 100, np.uint8), tile=64, overlap=16)
+    assert t.dtype == np.uint8 and t.shape == (70, 90, 3)
+
+
+def test_precision_auto_follows_native_bf16_and_bad_values_are_named(exported, monkeypatch):
+    from pixtrans import runtime
+
+    for native, want in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(runtime, "native_bf16", lambda device, n=native: (n, "a CPU of this test"))
+        assert Translator.from_pretrained(exported[0], precision="auto").amp_dtype == want
+    with pytest.raises(PixtransError, match="fp16 needs a CUDA device"):
+        Translator.from_pretrained(exported[0], precision="fp16")
+    with pytest.raises(PixtransError, match="unknown inference precision 'int4'"):
+        Translator.from_pretrained(exported[0], precision="int4")
+    with runtime.inference_precision("bf16"):  # what --precision sets for translators built inside
+        assert Translator.from_pretrained(exported[0]).amp_dtype == torch.bfloat16
+    assert Translator.from_pretrained(exported[0]).amp_dtype is None
