@@ -258,6 +258,17 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     if fid:
         assert np.isfinite(report["fid_fp32"]) and np.isfinite(report["fid_int8"])
     assert "QuantizeLinear" in op_types(export / "G.int8.onnx")
+    # Conv weights are int8; ConvTranspose (no integer kernel in ONNX Runtime's CPU provider) keeps
+    # its float weight, fed by no DequantizeLinear
+    import onnx
+
+    graph = onnx.load(str(export / "G.int8.onnx")).graph
+    made_by = {out: node.op_type for node in graph.node for out in node.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    transposed = [n for n in graph.node if n.op_type == "ConvTranspose"]
+    assert convs and transposed
+    assert all(made_by.get(n.input[1]) == "DequantizeLinear" for n in convs)
+    assert not any(made_by.get(n.input[1]) == "DequantizeLinear" for n in transposed)
 
     src = next(p for p in sorted(synth_root.rglob("*.png")) if "val" in p.parts)
     outs = {}

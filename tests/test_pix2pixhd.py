@@ -115,6 +115,10 @@ def test_features_clusters_and_two_styles_for_one_car(hd_run, tmp_path):
     # the car changes most; elsewhere only through instance norm's image-wide statistics
     inside, outside = diff[mask.numpy()].mean(), diff[~mask.numpy()].mean()
     assert inside > 1.0 and inside > 4 * outside
+    # bf16 autocast through G (and the cluster features): the same picture to a few levels
+    half = Translator.from_pretrained(hd_run, precision="bf16")(label, inst, styles={car: 0}, seed=1)
+    assert half.size == a.size
+    assert 0 < np.abs(np.asarray(half, dtype=np.float32) - np.asarray(a, dtype=np.float32)).mean() < 8
     with pytest.raises(PixtransError, match="not in the instance map"):
         translator(label, inst, styles={26999: 0})
     with pytest.raises(PixtransError, match="clusters"):

@@ -750,18 +750,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _inference_command(p: argparse.ArgumentParser, fn) -> None:
     """A command that runs generators without training them: main() prepares its environment."""
-    p.add_argument(
-        "--exact-convs",
-        action="store_true",
-        help="keep the direct convolution on the CPU (no Winograd/FFT, ~1e-5 rounding apart; slower)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16", "auto"],
-        default="fp32",
-        help="run the generators in fp32 (default), bf16 or fp16 (CUDA) autocast, or auto: bf16 where "
-        "the device runs it natively (AMX, AVX512-BF16, recent GPUs), else fp32",
-    )
+    help = "keep the direct convolution on the CPU (no Winograd/FFT, ~1e-5 rounding apart; slower)"
+    p.add_argument("--exact-convs", action="store_true", help=help)
+    help = "fp32 (default), bf16 or fp16 (CUDA) autocast, or auto: bf16 where native (AMX, recent GPUs)"
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32", help=help)
     p.set_defaults(fn=fn)
 
 
@@ -771,10 +763,8 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Inference commands (translate, evaluate, serve) let idle OpenMP threads sleep instead of spin:
-    NNPACK's own threads (nets/conv.py's fast algorithms) then get the cores. Measured on the 2-core
-    EPYC, ResNet-9 inference 0.63-0.67x the direct-conv time with it, 0.81-0.89x without; the U-Net
-    unchanged (1.00-1.02x). Training keeps libgomp's default."""
+    """Inference commands let idle OpenMP threads sleep instead of spin, so NNPACK's threads get the
+    cores (ResNet-9 on the AVX2 EPYC: 0.63-0.67x the direct-conv time, 0.81-0.89x without)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     warnings.formatwarning = _one_line_warning
