@@ -464,6 +464,10 @@ def test_evaluate_a_trained_pix2pix_run(tmp_path, synth_root, capsys):
     assert "wall time" in out and "psnr" in out
     data = json.loads(js.read_text())
     assert data["split"] == "val" and data["mode"] == "eval" and data["images"] == 2
+    assert data["precision"] == "fp32"
+    bf16 = [*argv[:-1], str(tmp_path / "bf16.json"), "--precision", "bf16", "--out", str(tmp_path / "bf16")]
+    assert main(bf16) == 0
+    assert json.loads((tmp_path / "bf16.json").read_text())["precision"] == "bf16"
     assert data["data"]["layout"] == "aligned" and data["data"]["direction"] == "BtoA"
     assert set(data["metrics"]) == {"psnr", "ssim", "l1"} and data["n_pairs"] == 2
     assert all(math.isfinite(v) for v in data["metrics"].values())

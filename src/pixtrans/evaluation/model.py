@@ -159,6 +159,7 @@ def evaluate_model(
         "step": info.get("step"),
         "split": split,
         "mode": mode,
+        "precision": translator.precision,  # the nets' autocast (--precision), fp32 by default
         "seed": seed if mode == "paper" else None,
         "images": n,
         "data": data_info,
