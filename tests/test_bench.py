@@ -158,6 +158,10 @@ def test_bench_measures_a_mixed_precision_step_against_its_own_floor(tmp_path, m
     assert train["precision"] == "bf16" and infer["precision"] == "fp32"
     assert train["throughput_gflops"] == 800 and infer["throughput_gflops"] == 100
     assert train["ratio_vs_fp32_floor"] == pytest.approx(train["ratio"] / 8)
+    # inference in the training precision too (translate --precision), against its own floor
+    infer_bf16 = res["inference_G_bf16"]
+    assert infer_bf16["precision"] == "bf16" and infer_bf16["throughput_gflops"] == 800
+    assert infer_bf16["flops_per_step"] == infer["flops_per_step"]
 
 
 def test_time_interleaved_alternates_and_times_each():
@@ -204,6 +208,8 @@ def test_bench_against_the_official_code_times_both_interleaved(tmp_path, preset
     assert out["official"]["implementation"].split()[0] in ("junyanz", "NVIDIA")
     for kind in ("train", "inference"):
         assert out["ours_vs_official"][kind] > 0 and out["official"][kind]["iters"] == 2
+    if cfg.train.amp_chosen == "bf16":  # a native-bf16 CPU: bf16 inference is compared too
+        assert out["ours_vs_official"]["inference_bf16"] > 0
     # the same architecture and objective: the same FLOPs per step (convolutions and matmuls)
     ours, theirs = out["train_step"]["flops_per_step"], out["official"]["train"]["flops_per_step"]
     assert abs(ours - theirs) <= 0.02 * theirs, (ours, theirs)

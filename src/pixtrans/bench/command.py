@@ -104,21 +104,39 @@ def run_bench(
     net = trainer.method.nets[name].eval()
     with torch.no_grad():  # what the net reads (pix2pixHD: one-hot labels, edges, features)
         x = trainer.method.translator_input({k: v[:1] for k, v in batch.items()})
+    # inference at fp32 (translate's default) and, where training runs reduced, at that precision
+    # too (translate --precision), each against the floor at its own precision
+    infer_amp = None
     if baseline is None:
         infer = bench_inference(net, x, throughput=fp32_throughput, warmup=warmup, iters=steps, device=device)
+        if amp_dtype is not None:
+            infer_amp = bench_inference(
+                net, x, throughput=throughput, warmup=warmup, iters=steps, device=device, dtype=amp_dtype
+            )
     else:
 
         def ours_infer():
             with torch.no_grad():
                 net(x)
 
-        timed = time_interleaved({"ours": ours_infer, "official": baseline.infer}, warmup, steps, device)
+        def ours_infer_amp():
+            with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype):
+                net(x)
+
+        calls = {"ours": ours_infer, "official": baseline.infer}
+        if amp_dtype is not None:
+            calls["ours_amp"] = ours_infer_amp
+        timed = time_interleaved(calls, warmup, steps, device)
         flops = count_flops(ours_infer)
         infer = result_dict("inference", timed["ours"], flops, fp32_throughput, 1)
+        if amp_dtype is not None:
+            infer_amp = result_dict("inference", timed["ours_amp"], flops, throughput, 1)
         official["inference"] = result_dict(
             "inference", timed["official"], count_flops(baseline.infer), fp32_throughput, 1
         )
     infer["precision"] = "fp32"
+    if infer_amp is not None:
+        infer_amp["precision"] = train_precision
     results = {
         "machine": {
             "device": str(device),
@@ -139,11 +157,17 @@ def run_bench(
         f"inference_{name}": infer,
     }
     rows = {"train step": train, f"inference ({name}, eval, batch 1)": infer}
+    if infer_amp is not None:
+        results[f"inference_{name}_{train_precision}"] = infer_amp
+        rows[f"inference ({name}, eval, batch 1, {train_precision})"] = infer_amp
     if baseline is not None:
         results["official"] = {"implementation": baseline.name, "settings": baseline.settings, **official}
+        ours_rows = [("train", train, "train"), ("inference", infer, "inference")]
+        if infer_amp is not None:
+            ours_rows.append((f"inference_{train_precision}", infer_amp, "inference"))
         results["ours_vs_official"] = {
-            kind: round(ours["step_time_median_s"] / official[kind]["step_time_median_s"], 4)
-            for kind, ours in (("train", train), ("inference", infer))
+            kind: round(ours["step_time_median_s"] / official[theirs]["step_time_median_s"], 4)
+            for kind, ours, theirs in ours_rows
         }
         rows["train step (official)"] = official["train"]
         rows["inference (official)"] = official["inference"]
@@ -155,6 +179,11 @@ def run_bench(
         print(
             f"against {baseline.name}, interleaved in this process: ours / official = "
             f"{vs['train']:.2f} (train step, ours in {train_precision}), {vs['inference']:.2f} (inference)"
+            + (
+                f", {vs[f'inference_{train_precision}']:.2f} (inference in {train_precision})"
+                if infer_amp
+                else ""
+            )
         )
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1, default=str))

@@ -84,8 +84,9 @@ def bench_inference(
     warmup: int = 3,
     iters: int = 10,
     device: Any = None,
+    dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
-    """Time ``net(input)`` under ``torch.no_grad()``.
+    """Time ``net(input)`` under ``torch.no_grad()`` (and autocast to ``dtype`` when given).
 
     The module's train/eval mode is left as the caller set it (pix2pix's
     reference test-time behaviour keeps train-mode BatchNorm and dropout
@@ -95,7 +96,7 @@ def bench_inference(
     dev = bench_device(device) if device is not None else input.device
 
     def call():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             return net(input)
 
     if flops is None:
