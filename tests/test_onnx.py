@@ -289,6 +289,8 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     assert main(["translate", str(tiny_run), str(src), str(tmp_path / "q.png"), "--backend", "onnxruntime",
                  "--precision", "bf16"]) == 2  # fmt: skip
     assert "torch backend only" in capsys.readouterr().err and not (tmp_path / "q.png").exists()
+    # auto means the best the backend has: its fp32 graph
+    assert Translator.from_pretrained(tiny_run, backend="onnxruntime", precision="auto").amp_dtype is None
 
 
 @needs_onnx

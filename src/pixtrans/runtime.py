@@ -180,11 +180,17 @@ def autocast_to(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def check_backend_precision(backend: str, precision: str | None, device: str | torch.device) -> None:
-    """ONNX Runtime backends run the exported fp32 (or int8) graph: no torch autocast."""
+def check_backend_precision(backend: str, precision: str | None, device: str | torch.device) -> str | None:
+    """The precision a translator on `backend` runs at: ONNX Runtime backends run the exported
+    fp32 (or int8) graph, so there `auto` means fp32 and bf16/fp16 are refused."""
     chosen = precision or default_inference_precision()
-    if backend != "torch" and inference_dtype(chosen, resolve_device(device)) is not None:
+    if backend == "torch":
+        return precision
+    if chosen == "auto":
+        return "fp32"
+    if inference_dtype(chosen, resolve_device(device)) is not None:
         raise PixtransError(
             f"precision {chosen} runs with the torch backend only; backend {backend} runs its own "
             "fp32 graph (or int8: backend onnxruntime-int8): drop --precision or use --backend torch"
         )
+    return chosen

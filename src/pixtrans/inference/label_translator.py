@@ -142,7 +142,7 @@ class LabelTranslator:
         backend: str = "torch",
         precision: str | None = None,
     ) -> LabelTranslator:
-        check_backend_precision(backend, precision, device)
+        precision = check_backend_precision(backend, precision, device)
         return cls(
             load_backend_net(source, "G", backend, device),
             load_backend_net(source, "E", backend, device) if "E" in source.names else None,

@@ -255,7 +255,7 @@ class Translator:
         backend: str = "torch",
         precision: str | None = None,
     ) -> Translator:
-        check_backend_precision(backend, precision, device)
+        precision = check_backend_precision(backend, precision, device)
         name = _pick_generator(source.names, generator, source.path)
         io = source.io(name)
         return cls(
