@@ -156,22 +156,20 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
         official_out = theirs(x).numpy()
     got32 = s32.run(None, {INPUT_NAME: x_np})[0]
     held = inputs(key, 2, seed=3)
-    psnrs = [
-        psnr(
-            (s32.run(None, {INPUT_NAME: h})[0] + 1) / 2,
-            np.clip((s8.run(None, {INPUT_NAME: h})[0] + 1) / 2, 0, 1),
+
+    def mean_psnr(reference, tested) -> float:
+        """PSNR of `tested` against `reference` (each [-1,1] numpy -> [-1,1] numpy) over `held`."""
+        return float(
+            np.mean([psnr((reference(h) + 1) / 2, np.clip((tested(h) + 1) / 2, 0, 1)) for h in held])
         )
-        for h in held
-    ]
-    psnrs_bf16 = [
-        psnr(
-            (translator.translate_tensor(torch.from_numpy(h), mode="eval").numpy() + 1) / 2,
-            np.clip(
-                (translator_bf16.translate_tensor(torch.from_numpy(h), mode="eval").numpy() + 1) / 2, 0, 1
-            ),
-        )
-        for h in held
-    ]
+
+    psnr_int8 = mean_psnr(
+        lambda h: s32.run(None, {INPUT_NAME: h})[0], lambda h: s8.run(None, {INPUT_NAME: h})[0]
+    )
+    psnr_bf16 = mean_psnr(
+        lambda h: translator.translate_tensor(torch.from_numpy(h), mode="eval").numpy(),
+        lambda h: translator_bf16.translate_tensor(torch.from_numpy(h), mode="eval").numpy(),
+    )
 
     def official_call():
         with torch.no_grad():
@@ -207,8 +205,8 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
     floor_s = flops / floor_flops_per_s
     med = {k: statistics.median(v) for k, v in times.items()}
     official = med["official_torch"]
-    quality_holds = float(np.mean(psnrs)) >= 30.0
-    bf16_holds = float(np.mean(psnrs_bf16)) >= 30.0  # the same bar as int8's
+    quality_holds = psnr_int8 >= 30.0
+    bf16_holds = psnr_bf16 >= 30.0  # the same bar as int8's
     faithful = ["ours_torch_fp32", "ours_ort_fp32"] + (["ours_ort_int8"] if quality_holds else [])
     faithful += ["ours_torch_bf16"] if bf16_holds else []
     fastest = min(faithful, key=med.get)
@@ -223,9 +221,9 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
         "vs_official": {k: v / official for k, v in med.items()},
         "int8_speedup_vs_ort_fp32": med["ours_ort_fp32"] / med["ours_ort_int8"],
         "int8_speedup_vs_torch_fp32": med["ours_torch_fp32"] / med["ours_ort_int8"],
-        "int8_psnr_db_vs_fp32": float(np.mean(psnrs)),
+        "int8_psnr_db_vs_fp32": psnr_int8,
         "int8_quality_holds": quality_holds,
-        "bf16_psnr_db_vs_fp32": float(np.mean(psnrs_bf16)),
+        "bf16_psnr_db_vs_fp32": psnr_bf16,
         "bf16_quality_holds": bf16_holds,
         "fastest_faithful": fastest,
         "fastest_faithful_vs_official": med[fastest] / official,

@@ -750,10 +750,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _inference_command(p: argparse.ArgumentParser, fn) -> None:
     """A command that runs generators without training them: main() prepares its environment."""
-    help = "keep the direct convolution on the CPU (no Winograd/FFT, ~1e-5 rounding apart; slower)"
-    p.add_argument("--exact-convs", action="store_true", help=help)
-    help = "fp32 (default), bf16 or fp16 (CUDA) autocast, or auto: bf16 where native (AMX, recent GPUs)"
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32", help=help)
+    text = "keep the direct convolution on the CPU (no Winograd/FFT, ~1e-5 rounding apart; slower)"
+    p.add_argument("--exact-convs", action="store_true", help=text)
+    text = "fp32 (default), bf16 or fp16 (CUDA) autocast, or auto: bf16 where native (AMX, recent GPUs)"
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32", help=text)
     p.set_defaults(fn=fn)
 
 

@@ -180,7 +180,7 @@ def autocast_to(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def check_backend_precision(backend: str, precision: str | None, device: str | torch.device) -> str | None:
+def backend_precision(backend: str, precision: str | None, device: str | torch.device) -> str | None:
     """The precision a translator on `backend` runs at: ONNX Runtime backends run the exported
     fp32 (or int8) graph, so there `auto` means fp32 and bf16/fp16 are refused."""
     chosen = precision or default_inference_precision()

@@ -18,7 +18,7 @@ from pixtrans.bench.official import official_baseline
 from pixtrans.bench.results import bench_inference, bench_training, format_report, result_dict
 from pixtrans.bench.timing import time_interleaved
 from pixtrans.registry import DATASETS
-from pixtrans.runtime import synchronize
+from pixtrans.runtime import autocast_to, synchronize
 from pixtrans.training.loop import Trainer
 
 _DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -111,23 +111,22 @@ def run_bench(
         infer = bench_inference(net, x, throughput=fp32_throughput, warmup=warmup, iters=steps, device=device)
         if amp_dtype is not None:
             infer_amp = bench_inference(
-                net, x, throughput=throughput, warmup=warmup, iters=steps, device=device, dtype=amp_dtype
+                net, x, infer["flops_per_step"], throughput, warmup, steps, device, dtype=amp_dtype
             )
     else:
 
-        def ours_infer():
-            with torch.no_grad():
-                net(x)
+        def ours_infer(dtype=None):
+            def call():
+                with torch.no_grad(), autocast_to(device, dtype):
+                    net(x)
 
-        def ours_infer_amp():
-            with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype):
-                net(x)
+            return call
 
-        calls = {"ours": ours_infer, "official": baseline.infer}
+        calls = {"ours": ours_infer(), "official": baseline.infer}
         if amp_dtype is not None:
-            calls["ours_amp"] = ours_infer_amp
+            calls["ours_amp"] = ours_infer(amp_dtype)
         timed = time_interleaved(calls, warmup, steps, device)
-        flops = count_flops(ours_infer)
+        flops = count_flops(calls["ours"])
         infer = result_dict("inference", timed["ours"], flops, fp32_throughput, 1)
         if amp_dtype is not None:
             infer_amp = result_dict("inference", timed["ours_amp"], flops, throughput, 1)

@@ -10,6 +10,7 @@ import torch
 
 from pixtrans.bench.floor import count_flops
 from pixtrans.bench.timing import TimingStats, bench_device, time_fn
+from pixtrans.runtime import autocast_to
 
 
 def result_dict(
@@ -96,7 +97,7 @@ def bench_inference(
     dev = bench_device(device) if device is not None else input.device
 
     def call():
-        with torch.no_grad(), torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+        with torch.no_grad(), autocast_to(dev, dtype):
             return net(input)
 
     if flops is None:

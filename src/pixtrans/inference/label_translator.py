@@ -40,7 +40,7 @@ from pixtrans.inference.padding import pad_to_multiple
 from pixtrans.registry import TRANSLATORS
 from pixtrans.runtime import (
     autocast_to,
-    check_backend_precision,
+    backend_precision,
     default_inference_precision,
     inference_dtype,
     resolve_device,
@@ -142,7 +142,7 @@ class LabelTranslator:
         backend: str = "torch",
         precision: str | None = None,
     ) -> LabelTranslator:
-        precision = check_backend_precision(backend, precision, device)
+        precision = backend_precision(backend, precision, device)
         return cls(
             load_backend_net(source, "G", backend, device),
             load_backend_net(source, "E", backend, device) if "E" in source.names else None,

@@ -54,7 +54,7 @@ from pixtrans.nets.modes import paper_mode
 from pixtrans.registry import TRANSLATORS
 from pixtrans.runtime import (
     autocast_to,
-    check_backend_precision,
+    backend_precision,
     default_inference_precision,
     inference_dtype,
     resolve_device,
@@ -255,7 +255,7 @@ class Translator:
         backend: str = "torch",
         precision: str | None = None,
     ) -> Translator:
-        precision = check_backend_precision(backend, precision, device)
+        precision = backend_precision(backend, precision, device)
         name = _pick_generator(source.names, generator, source.path)
         io = source.io(name)
         return cls(
