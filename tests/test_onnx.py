@@ -258,17 +258,18 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     if fid:
         assert np.isfinite(report["fid_fp32"]) and np.isfinite(report["fid_int8"])
     assert "QuantizeLinear" in op_types(export / "G.int8.onnx")
-    # Conv weights are int8; ConvTranspose (no integer kernel in ONNX Runtime's CPU provider) keeps
-    # its float weight, fed by no DequantizeLinear
+    # every conv weight is int8, the U-Net's ConvTranspose layers included: each went sub-pixel
+    # (Convs of its output phases + DepthToSpace), there being no integer ConvTranspose kernel
     import onnx
 
     graph = onnx.load(str(export / "G.int8.onnx")).graph
     made_by = {out: node.op_type for node in graph.node for out in node.output}
     convs = [n for n in graph.node if n.op_type == "Conv"]
-    transposed = [n for n in graph.node if n.op_type == "ConvTranspose"]
-    assert convs and transposed
-    assert all(made_by.get(n.input[1]) == "DequantizeLinear" for n in convs)
-    assert not any(made_by.get(n.input[1]) == "DequantizeLinear" for n in transposed)
+    assert convs and all(made_by.get(n.input[1]) == "DequantizeLinear" for n in convs)
+    assert not any(n.op_type == "ConvTranspose" for n in graph.node)
+    ups = sum(n.op_type == "ConvTranspose" for n in onnx.load(str(export / "G.onnx")).graph.node)
+    assert ups > 0 and report["conv_transpose"] == {"conv_transpose": ups, "subpixel": ups}
+    assert sum(n.op_type == "DepthToSpace" for n in graph.node) == ups
 
     src = next(p for p in sorted(synth_root.rglob("*.png")) if "val" in p.parts)
     outs = {}
@@ -392,3 +393,73 @@ def test_cyclegan_run_quantizes_both_directions_without_paired_l1(tmp_path):
             gens[name]["int8"]["psnr_db"]
         )
         assert "l1_fp32" not in gens[name]["int8"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The sub-pixel rewrite int8 relies on: exact for every ConvTranspose whose output is s x its input
+
+
+def _ort(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    from pixtrans.deploy.ort_backend import session_from_bytes
+
+    return session_from_bytes(model_bytes).run(None, {"input": x})[0]
+
+
+@needs_onnx
+@pytest.mark.parametrize(
+    "k, s, p, op, bias, bn",
+    [(4, 2, 1, 0, False, True), (3, 2, 1, 1, True, False), (3, 2, 1, 1, True, True),
+     (5, 3, 1, 0, True, False), (2, 2, 0, 0, True, False), (6, 2, 2, 0, False, True)],
+    ids=["unet_k4s2p1_bn", "resnet_k3s2p1op1", "k3s2p1op1_bn", "k5s3p1", "k2s2p0", "k6s2p2_bn"],
+)  # fmt: skip
+def test_subpixel_rewrite_equals_conv_transpose(k, s, p, op, bias, bn):
+    import onnx
+
+    from pixtrans.deploy.onnx_export import to_onnx_bytes
+    from pixtrans.deploy.subpixel import conv_transpose_to_subpixel, fold_batchnorm
+
+    torch.manual_seed(0)
+    layers = [torch.nn.ConvTranspose2d(3, 5, k, s, p, output_padding=op, bias=bias)]
+    if bn:
+        layers.append(torch.nn.BatchNorm2d(5))
+    net = _trained_looking(torch.nn.Sequential(*layers))
+    for m in net.modules():  # BatchNorm affine parameters that are not the identity either
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5), torch.nn.init.uniform_(m.bias, -0.5, 0.5)
+    data = to_onnx_bytes(net, 3)
+    rewritten = conv_transpose_to_subpixel(fold_batchnorm(onnx.load_from_string(data)))
+    onnx.checker.check_model(rewritten)
+    kinds = [n.op_type for n in rewritten.graph.node]
+    assert "ConvTranspose" not in kinds and "BatchNormalization" not in kinds
+    assert kinds.count("Conv") == s * s and kinds.count("DepthToSpace") == 1
+    # the phase kernels hold exactly the transposed kernel's taps: same FLOPs
+    taps = sum(int(np.prod(t.dims[2:])) for t in rewritten.graph.initializer if len(t.dims) == 4)
+    assert taps == k * k
+    for h, w in [(7, 7), (6, 11)]:
+        x = np.random.default_rng(h).standard_normal((2, 3, h, w)).astype(np.float32)
+        with torch.no_grad():
+            want = net(torch.from_numpy(x)).numpy()
+        got = _ort(rewritten.SerializeToString(), x)
+        assert got.shape == want.shape == (2, 5, s * h, s * w)
+        assert np.abs(got - want).max() < 1e-4
+
+
+@needs_onnx
+def test_subpixel_rewrite_leaves_inexact_and_grouped_layers_alone():
+    import onnx
+
+    from pixtrans.deploy.onnx_export import to_onnx_bytes
+    from pixtrans.deploy.subpixel import conv_transpose_to_subpixel
+
+    torch.manual_seed(0)
+    # output 2n - 1 (not s x the input), a grouped layer, and a stride-1 layer stay ConvTranspose
+    net = torch.nn.Sequential(
+        torch.nn.ConvTranspose2d(4, 4, 3, 2, 1),
+        torch.nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2),
+        torch.nn.ConvTranspose2d(4, 4, 3, 1, 1),
+    ).eval()
+    model = conv_transpose_to_subpixel(onnx.load_from_string(to_onnx_bytes(net, 4)))
+    assert [n.op_type for n in model.graph.node] == ["ConvTranspose"] * 3
+    x = np.random.default_rng(0).standard_normal((1, 4, 5, 6)).astype(np.float32)
+    with torch.no_grad():
+        assert np.abs(_ort(model.SerializeToString(), x) - net(torch.from_numpy(x)).numpy()).max() < 1e-5

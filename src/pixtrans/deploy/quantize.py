@@ -4,7 +4,9 @@
 
 Per net: weights int8 per output channel, activations uint8 with ranges calibrated (MinMax) on
 `calibration` training inputs of the run's own dataset, in the QDQ format (ONNX Runtime fuses
-QuantizeLinear-Conv-DequantizeLinear into integer kernels where the CPU has them). The model is
+QuantizeLinear-Conv-DequantizeLinear into integer kernels where the CPU has them). Each
+ConvTranspose is first rewritten as the Convs of its output phases + DepthToSpace (exact;
+deploy/subpixel.py), since the CPU provider has no integer ConvTranspose. The model is
 written as `<name>.int8.onnx` and recorded in config.json (generators[name]["int8"]) with its
 report, measured at once:
 
@@ -39,6 +41,7 @@ from pixtrans.data.labelmap import LabelInput
 from pixtrans.deploy import require
 from pixtrans.deploy.onnx_export import INPUT_NAME, record
 from pixtrans.deploy.ort_backend import session_from_bytes
+from pixtrans.deploy.subpixel import conv_transpose_to_subpixel, fold_batchnorm
 from pixtrans.inference.loading import ModelSource, open_model
 from pixtrans.metrics.paired import psnr
 from pixtrans.registry import DATASETS
@@ -118,8 +121,9 @@ def calibration_and_held_out(source: ModelSource, count: int, data_root: str | N
 # ----------------------------------------------------------------------------------------------
 
 
-def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None:
-    q = require("onnxruntime.quantization")
+def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> dict[str, int]:
+    """Write the int8 model of `fp32` to `int8`; how many ConvTranspose went sub-pixel (and of how many)."""
+    onnx, q = require("onnx"), require("onnxruntime.quantization")
 
     class Reader(q.CalibrationDataReader):
         """The calibration inputs, one batch at a time, as ONNX Runtime's calibrator asks."""
@@ -132,6 +136,14 @@ def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None
             return None if x is None else {INPUT_NAME: np.ascontiguousarray(x, np.float32)}
 
     reader = Reader()
+    # ONNX Runtime's CPU provider has no integer ConvTranspose: rewrite each one as the Convs of
+    # its output phases (exact, deploy/subpixel.py) so the decoders quantize too
+    graph = onnx.load(str(fp32))
+    transposed = sum(n.op_type == "ConvTranspose" for n in graph.graph.node)
+    graph = conv_transpose_to_subpixel(fold_batchnorm(graph))
+    left = sum(n.op_type == "ConvTranspose" for n in graph.graph.node)
+    rewritten = int8.with_suffix(".subpixel.onnx")
+    onnx.save(graph, str(rewritten))
     prepared = int8.with_suffix(".pre.onnx")
     # the quantizer logs a root-logger warning per InstanceNorm constant it leaves in float
     root = logging.getLogger()
@@ -139,7 +151,7 @@ def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None
     root.setLevel(max(level, logging.ERROR))
     try:
         # shape inference + graph cleanup, as ONNX Runtime advises before static quantization
-        q.shape_inference.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        q.shape_inference.quant_pre_process(str(rewritten), str(prepared), skip_symbolic_shape=True)
         q.quantize_static(
             str(prepared),
             str(int8),
@@ -149,14 +161,15 @@ def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None
             activation_type=q.QuantType.QUInt8,
             weight_type=q.QuantType.QInt8,
             calibrate_method=q.CalibrationMethod.MinMax,
-            # Conv only: ONNX Runtime's CPU provider has no integer ConvTranspose, so quantizing
-            # one only wraps a float kernel in Q/DQ pairs (U-Net int8 89 -> 66 ms, ResNet-9 220 ->
-            # 204 ms, pix2pixHD global 1.92 -> 1.73 s on an AMX Xeon, and 1-3 dB closer to fp32)
+            # Conv only: a ConvTranspose the rewrite could not take has no integer kernel, so
+            # quantizing it only wraps a float kernel in Q/DQ pairs (U-Net 89 -> 66 ms, AMX Xeon)
             op_types_to_quantize=["Conv"],
         )
     finally:
         root.setLevel(level)
         prepared.unlink(missing_ok=True)
+        rewritten.unlink(missing_ok=True)
+    return {"conv_transpose": transposed, "subpixel": transposed - left}
 
 
 def _latency_ms(session, x: np.ndarray, runs: int = 5) -> float:
@@ -218,7 +231,7 @@ def quantize_export(
         fp32 = export_dir / entry["file"]
         int8 = export_dir / f"{name}.int8.onnx"
         calib_x = [net_inputs(source, name, b, encoder) for b in calib]
-        quantize_file(fp32, int8, calib_x)
+        rewrites = quantize_file(fp32, int8, calib_x)
         s32, s8 = session_from_bytes(fp32), session_from_bytes(int8)
         psnrs, l1_32, l1_8 = [], [], []
         fid_sets: tuple[list, list, list] = ([], [], [])  # targets, fp32 outputs, int8 outputs
@@ -247,6 +260,7 @@ def quantize_export(
         report = {
             "file": int8.name,
             "calibration": {"split": "train", "images": len(calib), "method": "MinMax", "format": "QDQ"},
+            "conv_transpose": rewrites,  # how many went sub-pixel (integer Convs), of how many
             "held_out": {"split": held_split, "images": len(held)},
             "psnr_db": float(np.mean(psnrs)),
             "psnr_min_db": float(np.min(psnrs)),
