@@ -26,6 +26,9 @@ sleep, so NNPACK's threads get the cores); the official forward runs in the same
 "ours_torch_exact" is our torch path with nets/conv.py's fast algorithms off (oneDNN's direct
 convolution, as the official code); "ours_torch_bf16" is `translate --precision bf16` (bf16
 autocast; fast where the CPU has AMX or AVX512-BF16), its PSNR against fp32 measured like int8's.
+"ours_ort_fp32" / "ours_ort_int8" run the graph through deploy/rewrite.py (ConvTranspose as the
+Convs of its output phases, the RGB layer widened), as `--backend onnxruntime[-int8]` does; the
+"_transposed" columns are the A/B: the graph as exported, and int8 of it (ConvTranspose in float).
 """
 
 from __future__ import annotations
@@ -149,6 +152,11 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
     quantize_file(fp32, int8, inputs(key, 3, seed=2))
     quantize_s = time.perf_counter() - t0
     s32, s8 = session_from_bytes(fp32), session_from_bytes(int8)
+    # the A/B of the sub-pixel rewrite: the graph as exported, int8 with float ConvTranspose
+    int8_transposed = workdir / f"{key}.int8_transposed.onnx"
+    quantize_file(fp32, int8_transposed, inputs(key, 3, seed=2), rewrite=False)
+    s32_transposed = session_from_bytes(fp32, rewrite=False)
+    s8_transposed = session_from_bytes(int8_transposed, rewrite=False)
 
     with torch.inference_mode():
         flops = count_flops(lambda: ours(x))
@@ -165,6 +173,9 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
 
     psnr_int8 = mean_psnr(
         lambda h: s32.run(None, {INPUT_NAME: h})[0], lambda h: s8.run(None, {INPUT_NAME: h})[0]
+    )
+    psnr_int8_transposed = mean_psnr(
+        lambda h: s32.run(None, {INPUT_NAME: h})[0], lambda h: s8_transposed.run(None, {INPUT_NAME: h})[0]
     )
     psnr_bf16 = mean_psnr(
         lambda h: translator.translate_tensor(torch.from_numpy(h), mode="eval").numpy(),
@@ -192,6 +203,8 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
         "ours_torch_bf16": torch_bf16_call,
         "ours_ort_fp32": lambda: s32.run(None, {INPUT_NAME: x_np}),
         "ours_ort_int8": lambda: s8.run(None, {INPUT_NAME: x_np}),
+        "ours_ort_fp32_transposed": lambda: s32_transposed.run(None, {INPUT_NAME: x_np}),
+        "ours_ort_int8_transposed": lambda: s8_transposed.run(None, {INPUT_NAME: x_np}),
     }
     for fn in paths.values():  # warm-up: allocators, oneDNN primitive caches, ORT arenas
         fn()
@@ -221,7 +234,9 @@ def bench_model(key: str, root: Path, floor_flops_per_s: float, workdir: Path) -
         "vs_official": {k: v / official for k, v in med.items()},
         "int8_speedup_vs_ort_fp32": med["ours_ort_fp32"] / med["ours_ort_int8"],
         "int8_speedup_vs_torch_fp32": med["ours_torch_fp32"] / med["ours_ort_int8"],
+        "int8_speedup_vs_best_fp32": min(med["ours_torch_fp32"], med["ours_ort_fp32"]) / med["ours_ort_int8"],
         "int8_psnr_db_vs_fp32": psnr_int8,
+        "int8_transposed_psnr_db_vs_fp32": psnr_int8_transposed,
         "int8_quality_holds": quality_holds,
         "bf16_psnr_db_vs_fp32": psnr_bf16,
         "bf16_quality_holds": bf16_holds,

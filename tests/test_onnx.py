@@ -268,8 +268,18 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     assert convs and all(made_by.get(n.input[1]) == "DequantizeLinear" for n in convs)
     assert not any(n.op_type == "ConvTranspose" for n in graph.node)
     ups = sum(n.op_type == "ConvTranspose" for n in onnx.load(str(export / "G.onnx")).graph.node)
-    assert ups > 0 and report["conv_transpose"] == {"conv_transpose": ups, "subpixel": ups}
+    rewrites = report["rewrites"]
+    assert ups > 0 and rewrites["conv_transpose"] == rewrites["subpixel"] == ups
     assert sum(n.op_type == "DepthToSpace" for n in graph.node) == ups
+    # Convs with fewer than 16 outputs (this ngf-4 net's narrow layers and the RGB layer's four
+    # phases) got zero filters up to 16, sliced back after
+    widened = [n for n in convs if n.output[0].endswith("_wide")]
+    weights = {t.name: t for t in graph.initializer}
+    assert len(widened) == rewrites["widened"] >= 4
+    assert sum(n.op_type == "Slice" for n in graph.node) == len(widened)
+    for n in widened:
+        w_q = made_by_node(graph, n.input[1]).input[0]  # DequantizeLinear(int8 weight)
+        assert weights[w_q].dims[0] == 16
 
     src = next(p for p in sorted(synth_root.rglob("*.png")) if "val" in p.parts)
     outs = {}
@@ -399,10 +409,14 @@ def test_cyclegan_run_quantizes_both_directions_without_paired_l1(tmp_path):
 # The sub-pixel rewrite int8 relies on: exact for every ConvTranspose whose output is s x its input
 
 
+def made_by_node(graph, tensor: str):
+    return next(n for n in graph.node if tensor in n.output)
+
+
 def _ort(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     from pixtrans.deploy.ort_backend import session_from_bytes
 
-    return session_from_bytes(model_bytes).run(None, {"input": x})[0]
+    return session_from_bytes(model_bytes, rewrite=False).run(None, {"input": x})[0]
 
 
 @needs_onnx
@@ -416,7 +430,7 @@ def test_subpixel_rewrite_equals_conv_transpose(k, s, p, op, bias, bn):
     import onnx
 
     from pixtrans.deploy.onnx_export import to_onnx_bytes
-    from pixtrans.deploy.subpixel import conv_transpose_to_subpixel, fold_batchnorm
+    from pixtrans.deploy.rewrite import conv_transpose_to_subpixel, fold_batchnorm
 
     torch.manual_seed(0)
     layers = [torch.nn.ConvTranspose2d(3, 5, k, s, p, output_padding=op, bias=bias)]
@@ -449,7 +463,7 @@ def test_subpixel_rewrite_leaves_inexact_and_grouped_layers_alone():
     import onnx
 
     from pixtrans.deploy.onnx_export import to_onnx_bytes
-    from pixtrans.deploy.subpixel import conv_transpose_to_subpixel
+    from pixtrans.deploy.rewrite import conv_transpose_to_subpixel
 
     torch.manual_seed(0)
     # output 2n - 1 (not s x the input), a grouped layer, and a stride-1 layer stay ConvTranspose
@@ -463,3 +477,29 @@ def test_subpixel_rewrite_leaves_inexact_and_grouped_layers_alone():
     x = np.random.default_rng(0).standard_normal((1, 4, 5, 6)).astype(np.float32)
     with torch.no_grad():
         assert np.abs(_ort(model.SerializeToString(), x) - net(torch.from_numpy(x)).numpy()).max() < 1e-5
+
+
+@needs_onnx
+def test_narrow_convs_are_widened_with_zero_filters_and_sliced_back():
+    import onnx
+
+    from pixtrans.deploy.onnx_export import to_onnx_bytes
+    from pixtrans.deploy.rewrite import MIN_OUT_CHANNELS, for_onnxruntime
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(  # 3 -> 20 stays; 20 -> 3 (with and without bias) widens
+        torch.nn.Conv2d(3, 20, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(20, 3, 7, padding=3),
+        torch.nn.Conv2d(3, 3, 1, bias=False),
+    ).eval()  # fmt: skip
+    data = to_onnx_bytes(net, 3)
+    model = for_onnxruntime(onnx.load_from_string(data))
+    onnx.checker.check_model(model)
+    kinds = [n.op_type for n in model.graph.node]
+    assert kinds == ["Conv", "Relu", "Conv", "Slice", "Conv", "Slice"]
+    out_channels = sorted(t.dims[0] for t in model.graph.initializer if len(t.dims) == 4)
+    assert out_channels == [MIN_OUT_CHANNELS, MIN_OUT_CHANNELS, 20]
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 13)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    got = _ort(model.SerializeToString(), x)
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-5

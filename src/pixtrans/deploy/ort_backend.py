@@ -54,10 +54,23 @@ def _providers(device: torch.device) -> list[str]:
 
 
 def session_from_bytes(
-    data: bytes | str | os.PathLike, device: torch.device | None = None, threads=None, optimize: bool = True
+    data: bytes | str | os.PathLike,
+    device: torch.device | None = None,
+    threads=None,
+    optimize: bool = True,
+    rewrite: bool = True,
 ):
+    """An ONNX Runtime session of a model file or bytes. rewrite: run it through deploy/rewrite.py
+    first (exact; the file is left as exported): ConvTranspose as the Convs of its output phases,
+    which ONNX Runtime's CPU provider runs faster (fp32 U-Net 77 -> 50 ms on an AMX Xeon)."""
     ort = require("onnxruntime")
     source = data if isinstance(data, bytes) else str(data)
+    if rewrite:
+        onnx = require("onnx")
+        from pixtrans.deploy.rewrite import for_onnxruntime
+
+        model = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
+        source = for_onnxruntime(model).SerializeToString()
     return ort.InferenceSession(
         source,
         sess_options=session_options(threads, optimize),

@@ -5,10 +5,10 @@
 Per net: weights int8 per output channel, activations uint8 with ranges calibrated (MinMax) on
 `calibration` training inputs of the run's own dataset, in the QDQ format (ONNX Runtime fuses
 QuantizeLinear-Conv-DequantizeLinear into integer kernels where the CPU has them). Each
-ConvTranspose is first rewritten as the Convs of its output phases + DepthToSpace (exact;
-deploy/subpixel.py), since the CPU provider has no integer ConvTranspose. The model is
-written as `<name>.int8.onnx` and recorded in config.json (generators[name]["int8"]) with its
-report, measured at once:
+ConvTranspose is first rewritten as the Convs of its output phases + DepthToSpace, since the CPU
+provider has no integer ConvTranspose, and the RGB output layer is widened (exact;
+deploy/rewrite.py). The model is written as `<name>.int8.onnx` and recorded in config.json
+(generators[name]["int8"]) with its report, measured at once:
 
   psnr_db      PSNR of the int8 output against the fp32 ONNX output (range 1), on held-out
                inputs: the test split (val, then other training images, when there is none)
@@ -41,7 +41,7 @@ from pixtrans.data.labelmap import LabelInput
 from pixtrans.deploy import require
 from pixtrans.deploy.onnx_export import INPUT_NAME, record
 from pixtrans.deploy.ort_backend import session_from_bytes
-from pixtrans.deploy.subpixel import conv_transpose_to_subpixel, fold_batchnorm
+from pixtrans.deploy.rewrite import for_onnxruntime
 from pixtrans.inference.loading import ModelSource, open_model
 from pixtrans.metrics.paired import psnr
 from pixtrans.registry import DATASETS
@@ -121,8 +121,12 @@ def calibration_and_held_out(source: ModelSource, count: int, data_root: str | N
 # ----------------------------------------------------------------------------------------------
 
 
-def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> dict[str, int]:
-    """Write the int8 model of `fp32` to `int8`; how many ConvTranspose went sub-pixel (and of how many)."""
+def quantize_file(
+    fp32: Path, int8: Path, calibration: list[np.ndarray], rewrite: bool = True
+) -> dict[str, int]:
+    """Write the int8 model of `fp32` to `int8`; what deploy/rewrite.py changed (ConvTranspose
+    layers, how many went sub-pixel, Conv layers widened). rewrite=False quantizes the graph as
+    exported (ConvTranspose stays float): the A/B of benchmarks/deploy.py."""
     onnx, q = require("onnx"), require("onnxruntime.quantization")
 
     class Reader(q.CalibrationDataReader):
@@ -137,12 +141,14 @@ def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> dict
 
     reader = Reader()
     # ONNX Runtime's CPU provider has no integer ConvTranspose: rewrite each one as the Convs of
-    # its output phases (exact, deploy/subpixel.py) so the decoders quantize too
+    # its output phases (exact, deploy/rewrite.py) so the decoders quantize too, and widen the
+    # 3-output layer, whose integer kernel is slow
     graph = onnx.load(str(fp32))
-    transposed = sum(n.op_type == "ConvTranspose" for n in graph.graph.node)
-    graph = conv_transpose_to_subpixel(fold_batchnorm(graph))
-    left = sum(n.op_type == "ConvTranspose" for n in graph.graph.node)
-    rewritten = int8.with_suffix(".subpixel.onnx")
+    before = [n.op_type for n in graph.graph.node]
+    if rewrite:
+        graph = for_onnxruntime(graph)
+    after = [n.op_type for n in graph.graph.node]
+    rewritten = int8.with_suffix(".rewritten.onnx")
     onnx.save(graph, str(rewritten))
     prepared = int8.with_suffix(".pre.onnx")
     # the quantizer logs a root-logger warning per InstanceNorm constant it leaves in float
@@ -169,7 +175,12 @@ def quantize_file(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> dict
         root.setLevel(level)
         prepared.unlink(missing_ok=True)
         rewritten.unlink(missing_ok=True)
-    return {"conv_transpose": transposed, "subpixel": transposed - left}
+    transposed = before.count("ConvTranspose")
+    return {
+        "conv_transpose": transposed,
+        "subpixel": transposed - after.count("ConvTranspose"),
+        "widened": after.count("Slice") - before.count("Slice"),
+    }
 
 
 def _latency_ms(session, x: np.ndarray, runs: int = 5) -> float:
@@ -260,7 +271,7 @@ def quantize_export(
         report = {
             "file": int8.name,
             "calibration": {"split": "train", "images": len(calib), "method": "MinMax", "format": "QDQ"},
-            "conv_transpose": rewrites,  # how many went sub-pixel (integer Convs), of how many
+            "rewrites": rewrites,  # deploy/rewrite.py: ConvTranspose layers, how many sub-pixel, widened
             "held_out": {"split": held_split, "images": len(held)},
             "psnr_db": float(np.mean(psnrs)),
             "psnr_min_db": float(np.min(psnrs)),
