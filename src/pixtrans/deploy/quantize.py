@@ -309,6 +309,9 @@ def format_report(reports: dict[str, dict[str, Any]]) -> str:
         if r.get("fid_fp32") is not None:
             l1 += f", FID {r['fid_fp32']:.1f} (fp32) / {r['fid_int8']:.1f} (int8)"
         verdict = "quality holds" if r["quality_holds"] else f"BELOW {MIN_PSNR_DB:.0f} dB: use fp32"
+        rw = r.get("rewrites") or {}
+        if rw.get("subpixel"):
+            verdict += f"; {rw['subpixel']} ConvTranspose quantized as sub-pixel Convs"
         lines.append(
             f"  {name}: {r['file']}: {r['psnr_db']:.1f} dB PSNR vs fp32 on {r['held_out']['images']} "
             f"{r['held_out']['split']} image(s){l1}; {lat['fp32']:.1f} ms fp32 -> {lat['int8']:.1f} ms int8 "
