@@ -112,6 +112,8 @@ def fold_batchnorm(model):
         needed = [node.input[1], *bn.input[1:5]] + ([node.input[2]] if has_bias else [])
         if len(bn.output) != 1 or not all(n in consts for n in needed) or _attrs(node).get("group", 1) != 1:
             continue
+        if _attrs(bn).get("training_mode", 0):  # batch statistics: not a fixed affine map
+            continue
         gamma, beta, mean, var = (consts[n].astype(np.float64) for n in bn.input[1:5])
         scale = gamma / np.sqrt(var + _attrs(bn).get("epsilon", 1e-5))  # y = (x - mean) * scale + beta
         w = consts[node.input[1]]  # [C_in, C_out, kH, kW]
