@@ -303,6 +303,20 @@ def test_cli_export_onnx_int8_and_translate_with_each_backend(tiny_run, synth_ro
     # auto means the best the backend has: its fp32 graph
     assert Translator.from_pretrained(tiny_run, backend="onnxruntime", precision="auto").amp_dtype is None
 
+    # evaluate scores each backend by one protocol: fp32 ONNX equals torch, int8 is recorded as such
+    scores = {}
+    for backend in ("torch", "onnxruntime", "onnxruntime-int8"):
+        out_json = tmp_path / f"eval_{backend}.json"
+        args = ["--split", "val", "--metrics", "l1,psnr", "--backend", backend, "--json", str(out_json)]
+        assert main(["evaluate", str(tiny_run), *args, "--out", str(tmp_path / f"eval_{backend}")]) == 0
+        scores[backend] = json.loads(out_json.read_text())
+        assert scores[backend]["backend"] == backend
+    assert abs(scores["onnxruntime"]["metrics"]["l1"] - scores["torch"]["metrics"]["l1"]) < 1e-3
+    assert np.isfinite(scores["onnxruntime-int8"]["metrics"]["psnr"])
+    paper = ["--split", "val", "--backend", "onnxruntime", "--mode", "paper"]
+    assert main(["evaluate", str(tiny_run), *paper]) == 2
+    assert "add --mode eval" in capsys.readouterr().err
+
 
 @needs_onnx
 def test_int8_below_30_db_warns(tiny_run, monkeypatch):

@@ -401,6 +401,7 @@ def cmd_evaluate(args) -> int:
             inception=args.inception,
             fcn_classes=args.fcn,
             fcn_steps=args.fcn_steps,
+            backend=args.backend,
         )
         print(f"wrote {result['out']}/fake, real folder {result['real']}")
     print(format_result(result))
@@ -477,12 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="paper: dropout on and per-image batch statistics, as pix2pix tests; eval: deterministic "
         "(default paper; eval with --tile or an onnxruntime backend)",
     )
-    p.add_argument(
-        "--backend",
-        choices=["torch", "onnxruntime", "onnxruntime-int8"],
-        default="torch",
-        help="run the export's ONNX models (pixtrans export RUN --onnx [--int8]) with ONNX Runtime",
-    )
+    _backend_argument(p)
     p.add_argument(
         "--tile", type=int, default=None, help="translate in tiles of this side (any size, bounded memory)"
     )
@@ -725,6 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fcn-steps", type=int, default=1000, help="MODEL: training steps of the FCN segmenter")
     p.add_argument("--batch-size", type=int, default=8, help="images per batch (translation, Inception)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    _backend_argument(p)
     _inference_command(p, cmd_evaluate)
 
     p = sub.add_parser("serve", help="web page + REST API for models: draw, upload, edit labels and styles")
@@ -746,6 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list built-in configs")
     p.set_defaults(fn=cmd_presets)
     return parser
+
+
+def _backend_argument(p: argparse.ArgumentParser) -> None:
+    text = "run the export's ONNX models (pixtrans export RUN --onnx [--int8]) with ONNX Runtime"
+    backends = ["torch", "onnxruntime", "onnxruntime-int8"]  # deploy.ort_backend.BACKENDS, torch-free
+    p.add_argument("--backend", choices=backends, default="torch", help=text)
 
 
 def _inference_command(p: argparse.ArgumentParser, fn) -> None:

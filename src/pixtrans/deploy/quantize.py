@@ -18,8 +18,8 @@ deploy/rewrite.py). The model is written as `<name>.int8.onnx` and recorded in c
 A net whose int8 output falls below MIN_PSNR_DB against fp32 gets a warning: offer it only where
 the quality holds. fid=True (`--fid`) adds FID of fp32 and int8 outputs against the held-out
 targets (the other domain for unpaired data), the project's FID protocol on those few images:
-good for comparing the two, not with published figures (for those, translate the whole test
-split with --backend onnxruntime-int8 and run `pixtrans evaluate --real DIR --fake DIR`).
+good for comparing the two, not with published figures (for those, score the whole test split:
+`pixtrans evaluate EXPORT --backend onnxruntime-int8`).
 """
 
 from __future__ import annotations

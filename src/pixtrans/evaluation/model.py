@@ -36,9 +36,10 @@ from pixtrans.registry import DATASETS, TRANSLATORS
 GENERATORS = {"ab": "G_ab", "ba": "G_ba"}  # --direction -> the CycleGAN generator it runs
 
 
-def load_translator(path: Path, direction: str, device: str) -> Translator:
+def load_translator(path: Path, direction: str, device: str, backend: str = "torch") -> Translator:
     """The image Translator evaluate_model runs: the direction's own generator where the model
-    has one (CycleGAN G_ab / G_ba), else (direction "ab") the model's one generator."""
+    has one (CycleGAN G_ab / G_ba), else (direction "ab") the model's one generator; `backend` as
+    Translator.from_pretrained's (an export's ONNX models with "onnxruntime[-int8]")."""
     name = GENERATORS.get(direction)
     if name is None:
         raise PixtransError(f"--direction must be ab or ba, got '{direction}'")
@@ -54,8 +55,8 @@ def load_translator(path: Path, direction: str, device: str) -> Translator:
         )
     if name in source.names:
         # what Translator.from_pretrained(path, generator=name) builds, without reading the model twice
-        return Translator.from_source(source, device=device, generator=name)
-    return Translator.from_pretrained(path, device=device)
+        return Translator.from_source(source, device=device, generator=name, backend=backend)
+    return Translator.from_pretrained(path, device=device, backend=backend)
 
 
 def evaluate_model(
@@ -75,8 +76,12 @@ def evaluate_model(
     progress: bool = True,
     fcn_classes: int = 0,
     fcn_steps: int = 1000,
+    backend: str = "torch",
 ) -> dict[str, Any]:
     """Translate `split` of the model's dataset and score it (see the module docstring).
+
+    backend "onnxruntime" / "onnxruntime-int8" translates with an export's ONNX models (eval mode
+    only), so an int8 model is scored by the same protocol as its torch original.
 
     Metrics left unspecified mean every metric whose weights are available here (paired ones only
     for paired data); one asked for explicitly that cannot run is an error, raised before
@@ -92,7 +97,9 @@ def evaluate_model(
     path = Path(path)
     if mode not in ("eval", "paper"):
         raise PixtransError(f"--mode must be eval or paper, got '{mode}'")
-    translator = load_translator(path, direction, device)
+    if mode == "paper" and backend != "torch":
+        raise PixtransError(f"--backend {backend} runs eval mode only; add --mode eval")
+    translator = load_translator(path, direction, device, backend)
     info = translator.info
     config = info.get("config") or {}
     method = info.get("method") or config.get("method")
@@ -160,6 +167,7 @@ def evaluate_model(
         "split": split,
         "mode": mode,
         "precision": translator.precision,  # the nets' autocast (--precision), fp32 by default
+        "backend": backend,
         "seed": seed if mode == "paper" else None,
         "images": n,
         "data": data_info,
