@@ -183,6 +183,7 @@ def _drop_unused(graph) -> None:
             break
         for n in dead:
             graph.node.remove(n)
+    used |= {i.name for i in graph.input}  # an initializer listed as an input stays feedable
     for t in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(t)
 
