@@ -132,6 +132,28 @@ def test_bench_command_reports_ratio_for_a_config(tmp_path, capsys):
     # the ratio is the median step time over the floor measured in the same run
     floor = train["flops_per_step"] / (res["machine"]["conv_throughput_gflops"] * 1e9)
     assert abs(train["ratio"] - train["step_time_median_s"] / floor) < 1e-6 * train["ratio"]
+    # the JSON says which instruction sets the kernels could use
+    assert res["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert res["machine"]["isa_limits"] == runtime.isa_limits()
+
+
+def test_isa_limits_note_says_when_a_cap_covers_only_some_libraries(monkeypatch):
+    for name in runtime.ISA_LIMIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert runtime.isa_limits() == {} and runtime.isa_limits_note() is None
+    # oneDNN capped alone: MKL's GEMMs would keep AVX-512, so the note warns
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    note = runtime.isa_limits_note()
+    assert "in part" in note and "MKL_ENABLE_INSTRUCTIONS" in note and "ATEN_CPU_CAPABILITY" in note
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    note = runtime.isa_limits_note()
+    assert "in part" not in note and "ONEDNN_MAX_CPU_ISA=AVX2" in note
+    assert runtime.isa_limits() == {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+    }
 
 
 def test_bench_measures_a_mixed_precision_step_against_its_own_floor(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -82,6 +83,45 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+# The variables that cap the instruction sets torch's CPU libraries use: set together (e.g. all
+# to AVX2) they make an AVX-512/AMX machine run the kernels an AVX2-only CPU runs, which is how
+# `bench` measures the fp32-only case on such a machine. Set only in part, they skew a comparison:
+# MKL (our small-map GEMMs) would keep AVX-512 while oneDNN (every direct conv) drops it.
+ISA_LIMIT_VARIABLES = (
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ATEN_CPU_CAPABILITY",
+)
+
+
+def isa_limits() -> dict[str, str]:
+    """The instruction-set caps set in this process's environment ({} when none is)."""
+    return {name: os.environ[name] for name in ISA_LIMIT_VARIABLES if os.environ.get(name)}
+
+
+def isa_limits_note() -> str | None:
+    """One line saying which caps are set and whether they cap every library, or None."""
+    limits = isa_limits()
+    if not limits:
+        return None
+    text = ", ".join(f"{k}={v}" for k, v in limits.items())
+    onednn = "ONEDNN_MAX_CPU_ISA" in limits or "DNNL_MAX_CPU_ISA" in limits
+    missing = [
+        k
+        for k, ok in (
+            ("ONEDNN_MAX_CPU_ISA", onednn),
+            ("MKL_ENABLE_INSTRUCTIONS", "MKL_ENABLE_INSTRUCTIONS" in limits),
+            ("ATEN_CPU_CAPABILITY", "ATEN_CPU_CAPABILITY" in limits),
+        )
+        if not ok
+    ]
+    if missing:
+        unset = ", ".join(missing)
+        return f"instruction sets capped in part ({text}); {unset} unset: those libraries keep the full ISA"
+    return f"instruction sets capped ({text}): as on a CPU with that ISA, with this one's cores and caches"
+
+
 def native_bf16(device: torch.device) -> tuple[bool, str]:
     """(does `device` execute bf16 matrix work natively, in words why)."""
     if device.type == "cuda":
@@ -130,7 +170,7 @@ def choose_amp(device: torch.device) -> tuple[str, str]:
     fp32, bf16 = _conv_step_seconds(device, None), _conv_step_seconds(device, torch.bfloat16)
     if bf16 < 0.9 * fp32:
         return "bf16", f"bf16 autocast ({why}; a conv step measured {fp32 / bf16:.1f}x faster than fp32)"
-    return "off", f"fp32 ({why}, but a conv step measured no faster in bf16: {fp32 / bf16:.2f}x)"
+    return "off", f"fp32 ({why}, but a conv step measured no faster in bf16: {fp32 / bf16:.2g}x)"
 
 
 # Inference precision: fp32 (the default: the trained function to float rounding), bf16 / fp16

@@ -18,7 +18,7 @@ from pixtrans.bench.official import official_baseline
 from pixtrans.bench.results import bench_inference, bench_training, format_report, result_dict
 from pixtrans.bench.timing import time_interleaved
 from pixtrans.registry import DATASETS
-from pixtrans.runtime import autocast_to, synchronize
+from pixtrans.runtime import autocast_to, isa_limits, isa_limits_note, synchronize
 from pixtrans.training.loop import Trainer
 
 _DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -141,6 +141,8 @@ def run_bench(
             "device": str(device),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "isa_limits": isa_limits(),
             "conv_throughput_gflops": fp32_throughput / 1e9,
             f"conv_throughput_gflops_{train_precision}": throughput / 1e9,
         },
@@ -172,6 +174,8 @@ def run_bench(
         rows["inference (official)"] = official["inference"]
     print(format_report(rows, title=f"pixtrans bench: {cfg.method} on {device}"))
     results["choices"] = trainer.speed_choices()
+    if (note := isa_limits_note()) is not None:
+        results["choices"].append(note)
     print("\n".join(results["choices"]))
     if baseline is not None:
         vs = results["ours_vs_official"]
