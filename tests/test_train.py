@@ -268,6 +268,31 @@ def test_bf16_resume_is_exact(tmp_path, synth_root):
     assert_same_training_state(final_state(full), final_state(part))
 
 
+def test_winograd_training_resumes_exactly_and_tracks_the_direct_run(tmp_path, synth_root, monkeypatch):
+    from pixtrans.nets import conv
+
+    calls = []
+    real = conv.winograd_conv2d
+    monkeypatch.setattr(conv, "winograd_conv2d", lambda x, *a: calls.append(1) or real(x, *a))
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 4)  # the tiny D's stride-1 4x4 layer, 8 -> 16
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 1)
+    full, part, direct = tmp_path / "full", tmp_path / "part", tmp_path / "direct"
+    fit(load_config("pix2pix/demo", tiny_overrides(full, synth_root, **{"train.max_steps": 8})))
+    assert calls  # D's forward and its gradients went through nets/winograd.py
+    fit(load_config("pix2pix/demo", tiny_overrides(part, synth_root, **{"train.max_steps": 4})))
+    fit(load_config("pix2pix/demo", tiny_overrides(part, synth_root, **{"train.max_steps": 8})))
+    assert_same_training_state(final_state(full), final_state(part))
+    n = len(calls)
+    over = {"train.max_steps": 8, "train.fast_conv": "off"}
+    fit(load_config("pix2pix/demo", tiny_overrides(direct, synth_root, **over)))
+    assert len(calls) == n  # off = the direct convolution
+    # another rounding, the same training: 8 steps later the weights still agree closely
+    ours, ref = final_state(full)["nets"]["D"], final_state(direct)["nets"]["D"]
+    for k, v in ref.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(ours[k], v, rtol=1e-3, atol=1e-3, msg=f"D.{k}")
+
+
 @pytest.mark.parametrize(
     "native, fp32_s, bf16_s, chosen",
     [(False, 1.0, 0.1, "fp32"), (True, 1.0, 0.3, "bf16"), (True, 1.0, 0.95, "fp32")],

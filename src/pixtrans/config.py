@@ -152,9 +152,10 @@ class TrainConfig:
     # torch.compile the nets' forward (inductor): auto = on for CUDA, off on the CPU, where the
     # compiled step measured no faster (benchmarks/ab_trainer.py); the first steps pay the compile
     compile: Literal["auto", "on", "off"] = field(default="auto", metadata=FREE)
-    # CPU fp32 stride-1 convolutions of >= 2048 px maps through NNPACK's Winograd/FFT in training
-    # too (nets/conv.py): forward and input gradient; auto = on (CycleGAN step 0.89x measured on
-    # an AVX2 EPYC); off = oneDNN's direct convolution, the official code's rounding
+    # CPU fp32 training convolutions with fewer multiplications (nets/conv.py): stride-1 layers of
+    # >= 2048 px maps through NNPACK's Winograd/FFT (forward and input gradient), wide 3x3/4x4
+    # ones through our Winograd (nets/winograd.py, every gradient); auto = on; off = oneDNN's
+    # direct convolution, the official code's rounding
     fast_conv: Literal["auto", "on", "off"] = "auto"
     deterministic: bool = False  # bitwise-repeatable kernels (slower); resume is exact either way on CPU
     device: str = field(default="auto", metadata=FREE)  # auto | cpu | cuda | cuda:N

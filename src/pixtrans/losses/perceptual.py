@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixtrans import PixtransError
+from pixtrans.nets.conv import FastConv2d
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
@@ -42,7 +43,8 @@ def _vgg19_modules() -> list[nn.Module]:
         if item == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
-            layers += [nn.Conv2d(in_ch, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            # frozen, but G's gradient passes through: the fast training paths apply (nets/conv.py)
+            layers += [FastConv2d(in_ch, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
             in_ch = item
     assert len(layers) == _SLICE_ENDS[-1]
     return layers

@@ -30,6 +30,13 @@ In training (gradients needed) only inside `fast_training_convs()`, which the tr
 for train.fast_conv=auto|on: forward and input gradient through NNPACK, the weight gradient through
 oneDNN (CycleGAN step 0.89x, median of 4 interleaved steps, p10 0.84x). Export, CUDA and bf16
 keep the direct convolution.
+
+**Wide layers, training.** Inside `fast_training_convs()`, 3x3 and 4x4 stride-1 convolutions
+with at least WINOGRAD_MIN_CHANNELS in and out channels and WINOGRAD_MIN_PIXELS output pixels run
+as our own Winograd F(4x4, 3x3) / F(3x3, 4x4) in torch ops (nets/winograd.py), which autograd
+differentiates, weight gradient included: 0.41-0.61x the direct time on an fp32-only (AVX2)
+CPU's kernels, 0.49-0.76x on AVX-512 (benchmarks/winograd.py). `WinogradConv2d` is nn.Conv2d
+with that path only (the discriminators' and the VGG loss's layers).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pixtrans.nets.winograd import winograd_conv2d
 
 # Input maps with at most this many pixels take the GEMM path (measured on 2-core AVX-512 CPUs:
 # faster up to 16x16 inputs for both directions, slower from 32x32 on).
@@ -61,6 +70,13 @@ GEMM_SKIPPED_WIDTHS: tuple[int, ...] | None = None
 # channels (measured crossover on a 2-core AVX2 EPYC: 2048 px; a 3-channel input layer gains nothing)
 FAST_ALGO_MIN_PIXELS = 2048
 FAST_ALGO_MIN_CHANNELS = 16
+
+# Our Winograd in training for stride-1 3x3/4x4 layers at least this wide and this large (measured,
+# benchmarks/winograd.py, fp32 forward + backward: 256 -> 256 ch at 64x64 0.54x the direct time
+# capped to AVX2, 0.61x on AVX-512; 512 ch at 16x32 0.74x / 0.98x; 64-128 ch at large maps and
+# 512 ch at 8x8 1.0-2.3x slower, their transforms cost more than the products save)
+WINOGRAD_MIN_CHANNELS = 256
+WINOGRAD_MIN_PIXELS = 512
 
 # Off while a graph is traced for export (deploy/onnx_export.py): the traced graph must hold plain
 # Conv/ConvTranspose nodes, valid at every input size, not Unfold/MatMul chosen for the trace's size.
@@ -163,6 +179,23 @@ def _fast_algo_fits(conv: nn.Conv2d, x: torch.Tensor) -> bool:
     return kh > 1 and h_out * w_out >= FAST_ALGO_MIN_PIXELS and nnpack_available()
 
 
+def _winograd_fits(conv: nn.Conv2d, x: torch.Tensor) -> bool:
+    """Training (inside fast_training_convs()), the CPU, fp32, stride 1, a 3x3 or 4x4 kernel, wide
+    layers on maps that are not small: nets/winograd.py pays."""
+    if not (_FAST_ALGO_TRAIN[0] and _FAST_ALGO[0] and x.device.type == "cpu" and x.dtype == torch.float32):
+        return False
+    if x.dim() != 4 or not _needs_grad(conv, x) or torch.is_autocast_enabled("cpu") or _tracing():
+        return False
+    if conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or isinstance(conv.padding, str):
+        return False
+    if conv.padding_mode != "zeros" or conv.kernel_size not in ((3, 3), (4, 4)):
+        return False
+    if min(conv.in_channels, conv.out_channels) < WINOGRAD_MIN_CHANNELS:
+        return False
+    k, (ph, pw) = conv.kernel_size[0], conv.padding
+    return (x.shape[-2] + 2 * ph - k + 1) * (x.shape[-1] + 2 * pw - k + 1) >= WINOGRAD_MIN_PIXELS
+
+
 @functools.cache
 def winograd_pays() -> bool:
     """NNPACK's kernels are AVX2 code: on an AVX-512 CPU oneDNN's direct 3x3 convolution beats
@@ -241,6 +274,8 @@ class FastConv2d(nn.Conv2d):
     large stride-1 maps through NNPACK (inference; training inside fast_training_convs())."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _winograd_fits(self, x):
+            return winograd_conv2d(x, self.weight, self.bias, self.padding)
         if _fast_algo_fits(self, x):
             return _nnpack_conv(self, x)
         if not (
@@ -260,6 +295,16 @@ class FastConv2d(nn.Conv2d):
         y = _per_sample_mm(self.weight.reshape(self.out_channels, -1), cols)  # (N, Cout, L)
         y = y.view(n, self.out_channels, h_out, w_out)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1).to(y.dtype)
+
+
+class WinogradConv2d(nn.Conv2d):
+    """nn.Conv2d whose wide stride-1 3x3/4x4 layers run nets/winograd.py in CPU fp32 training
+    (inside fast_training_convs()); everything else, inference included, is the parent's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _winograd_fits(self, x):
+            return winograd_conv2d(x, self.weight, self.bias, self.padding)
+        return super().forward(x)
 
 
 class FastConvTranspose2d(nn.ConvTranspose2d):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pixtrans import PixtransError
+from pixtrans.nets.conv import WinogradConv2d
 from pixtrans.nets.layers import check_norm, conv_bias, get_norm_layer
 from pixtrans.registry import DISCRIMINATORS
 
@@ -54,7 +55,8 @@ class NLayerDiscriminator(nn.Module):
             ]
         prev, mult = mult, min(2**n_layers, 8)
         layers += [
-            nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=bias),
+            # 256 -> 512 at 31x31 (n_layers=3): Winograd in CPU fp32 training (nets/winograd.py)
+            WinogradConv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=bias),
             make_norm(ndf * mult),
             nn.LeakyReLU(0.2),
             nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1),  # (N, 1, h, w) logits

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from pixtrans import PixtransError
-from pixtrans.nets.conv import FastConv2d
+from pixtrans.nets.conv import FastConv2d, WinogradConv2d
 from pixtrans.nets.layers import check_norm, get_norm_layer
 from pixtrans.registry import DISCRIMINATORS, GENERATORS
 
@@ -373,7 +373,8 @@ class MultiscaleDiscriminator(nn.Module):
             stride = 2 if n < n_layers else 1  # the last widening conv keeps the size
             groups.append(
                 [
-                    nn.Conv2d(prev, ch, kernel_size=4, stride=stride, padding=pad),
+                    # the stride-1 one (256 -> 512) takes Winograd in CPU fp32 training
+                    WinogradConv2d(prev, ch, kernel_size=4, stride=stride, padding=pad),
                     make_norm(ch),
                     nn.LeakyReLU(0.2, True),
                 ]

@@ -29,7 +29,13 @@ from pixtrans.data.build import build_dataset, check_sizes
 from pixtrans.data.sampler import StepBatchSampler, _mix
 from pixtrans.methods import Method
 from pixtrans.nets import complete_specs
-from pixtrans.nets.conv import fast_training_convs, nnpack_available, winograd_pays
+from pixtrans.nets.conv import (
+    WINOGRAD_MIN_CHANNELS,
+    WINOGRAD_MIN_PIXELS,
+    fast_training_convs,
+    nnpack_available,
+    winograd_pays,
+)
 from pixtrans.registry import METHODS
 from pixtrans.runtime import choose_amp, resolve_device
 from pixtrans.training.dist import average_gradients, barrier, broadcast_module, cleanup, init_distributed
@@ -143,7 +149,20 @@ class Trainer:
             "convolutions on maps of <= 256 px: "
             + ("im2col + GEMM (nets/conv.py)" if self.device.type == "cpu" else "cuDNN"),
             f"stride-1 convolutions on maps of >= 2048 px: {self._fast_conv_choice()}",
+            f"stride-1 3x3/4x4 convolutions of >= {WINOGRAD_MIN_CHANNELS} channels on >= "
+            f"{WINOGRAD_MIN_PIXELS} px: {self._winograd_choice()}",
         ]
+
+    def _winograd_choice(self) -> str:
+        fc = self.cfg.train.fast_conv
+        if self.device.type != "cpu" or fc == "off":
+            return "direct"
+        if self.amp_dtype is not None:
+            return f"direct (train.fast_conv={fc}, but our Winograd runs fp32 only and this step is bf16)"
+        return (
+            "Winograd F(4x4, 3x3) / F(3x3, 4x4), forward and both gradients "
+            f"(nets/winograd.py; train.fast_conv={fc}, off = direct)"
+        )
 
     def _fast_conv_choice(self) -> str:
         fc = self.cfg.train.fast_conv
