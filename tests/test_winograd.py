@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixtrans.nets import conv
+from pixtrans.nets import conv, winograd
 from pixtrans.nets.conv import FastConv2d, WinogradConv2d
 from pixtrans.nets.winograd import _transforms_1d, winograd_conv2d
 
@@ -29,8 +29,14 @@ SHAPES = [
 ]
 
 
+@pytest.mark.parametrize(
+    "chunk_bytes", [16 << 20, 1]
+)  # whole filter transforms, or one output channel at a time
 @pytest.mark.parametrize("cin, cout, k, pad, h, w", SHAPES)
-def test_forward_and_every_gradient_match_the_direct_convolution(cin, cout, k, pad, h, w):
+def test_forward_and_every_gradient_match_the_direct_convolution(
+    cin, cout, k, pad, h, w, chunk_bytes, monkeypatch
+):
+    monkeypatch.setattr(winograd, "FILTER_CHUNK_BYTES", chunk_bytes)
     torch.manual_seed(0)
     x = torch.randn(2, cin, h, w, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(cout, cin, k, k, dtype=torch.float64, requires_grad=True)
@@ -47,7 +53,9 @@ def test_forward_and_every_gradient_match_the_direct_convolution(cin, cout, k, p
         torch.testing.assert_close(a.double(), b, rtol=0, atol=2e-5 * b.abs().max().item())
 
 
-def test_it_is_bitwise_repeatable_and_differentiable_twice():
+@pytest.mark.parametrize("chunk_bytes", [16 << 20, 36 * 16 * 4 * 5])  # whole, or 5 channels at a time
+def test_it_is_bitwise_repeatable_and_differentiable_twice(chunk_bytes, monkeypatch):
+    monkeypatch.setattr(winograd, "FILTER_CHUNK_BYTES", chunk_bytes)
     torch.manual_seed(0)
     x = torch.randn(1, 16, 12, 12, requires_grad=True)
     weight = torch.randn(16, 16, 4, 4, requires_grad=True)
