@@ -9,7 +9,8 @@ Generator inference (eval, batch 1) is timed the same way. Prints B / A and writ
 
 `conv.small_map_pixels=N` is not a config key: it sets nets/conv.py's SMALL_MAP_PIXELS around that
 variant's calls (0 = every convolution through oneDNN); `conv.gemm_skipped_widths=4` (a comma
-list, empty for none, `auto` for the CPU-dependent rule) sets GEMM_SKIPPED_WIDTHS likewise.
+list, empty for none, `auto` for the CPU-dependent rule) sets GEMM_SKIPPED_WIDTHS likewise, and
+`conv.winograd_min_channels=N` WINOGRAD_MIN_CHANNELS (a large N turns nets/winograd.py off).
 A compiled variant's first call (the compile) is timed apart and reported as `first_call_s`.
 """
 
@@ -32,6 +33,7 @@ from pixtrans.training.loop import Trainer
 # nets/conv.py settings a variant may change (not config keys): name -> parser of the value
 PSEUDO = {
     "conv.small_map_pixels": ("SMALL_MAP_PIXELS", int),
+    "conv.winograd_min_channels": ("WINOGRAD_MIN_CHANNELS", int),
     "conv.gemm_skipped_widths": (
         "GEMM_SKIPPED_WIDTHS",
         lambda v: None if v == "auto" else tuple(int(w) for w in v.split(",") if w),
